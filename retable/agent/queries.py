@@ -1,0 +1,46 @@
+"""Stage 3: queries. One LLM call per sampled item returns one query per configured format, each
+written for a persona from the brief and labelled with its format."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated
+
+from pydantic import BaseModel, StringConstraints, create_model
+from tqdm import tqdm
+
+from retable.agent.llm import LLMClient
+from retable.agent.prompts import Prompts
+from retable.errors import InvalidReply
+from retable.records import DomainBrief, Item, Query
+
+QueryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+MAX_ITEM_CHARS = 1200  # keeps the prompt short for small local models
+
+
+def reply_model(formats: list[str]) -> type[BaseModel]:
+    """A reply schema with exactly one string field per format."""
+    return create_model("QueriesReply", **{f: (QueryText, ...) for f in formats})
+
+
+def sample_items(items: list[Item], max_items: int, seed: int) -> list[Item]:
+    if len(items) <= max_items:
+        return list(items)
+    chosen = set(random.Random(seed).sample(range(len(items)), max_items))
+    return [it for i, it in enumerate(items) if i in chosen]
+
+
+def write_queries(client: LLMClient, prompts: Prompts, items: list[Item], brief: DomainBrief, formats: list[str], max_items: int, seed: int) -> list[Query]:
+    model = reply_model(formats)
+    rng = random.Random(seed + 1)
+    queries: list[Query] = []
+    for n, item in enumerate(tqdm(sample_items(items, max_items, seed), desc="queries", unit="item")):
+        persona = brief.personas[rng.randrange(len(brief.personas))]
+        messages = prompts.render("queries", formats=formats, persona_name=persona.name, persona_intent=persona.intent, item_text=item.encode_text()[:MAX_ITEM_CHARS])
+        try:
+            reply = client.structured(messages, model, seed=seed + 104729 * n)
+        except InvalidReply:
+            continue
+        for f in formats:
+            queries.append(Query(id=f"{item.id}::{f}", item_id=item.id, text=getattr(reply, f), format=f, persona=persona.name))
+    return queries

@@ -1,0 +1,63 @@
+"""The run folder's manifest: which stages finished, with which fingerprint, and the checksums of
+their output files. A stage whose fingerprint and files still match is skipped (resume); a stage
+whose output file is missing or altered is recomputed, never silently used."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from retable.agent.llm import UsageLog
+from retable.files import sha256_file, write_json
+from retable.records import StageUsage
+
+
+class RunState:
+    def __init__(self, run_dir: Path, usage: UsageLog, log: Callable[[str], None] = print):
+        self.run_dir = run_dir
+        self.path = run_dir / "manifest.json"
+        self.usage = usage
+        self.log = log
+        try:
+            self.stages: dict = json.loads(self.path.read_text())["stages"] if self.path.exists() else {}
+        except (json.JSONDecodeError, KeyError, OSError):
+            self.stages = {}  # an unreadable manifest means: recompute everything (LLM calls stay cached)
+
+    def is_current(self, name: str, key: str) -> bool:
+        entry = self.stages.get(name)
+        if not entry or entry.get("key") != key:
+            return False
+        for rel, digest in entry["files"].items():
+            path = self.run_dir / rel
+            if not path.is_file() or sha256_file(path) != digest:
+                return False
+        return True
+
+    def run(self, name: str, key: str, files: list[str], compute: Callable[[], None]) -> None:
+        """Run `compute` (which writes `files` into the run folder) unless the stage is current."""
+        if self.is_current(name, key):
+            self.log(f"{name}: up to date, skipped")
+            return
+        self.usage.stage = name
+        self.usage.by_stage[name] = StageUsage()
+        start = time.perf_counter()
+        compute()
+        seconds = time.perf_counter() - start
+        u = self.usage.by_stage[name]
+        self.stages[name] = {
+            "key": key,
+            "files": {rel: sha256_file(self.run_dir / rel) for rel in files},
+            "seconds": round(seconds, 3),
+            "usage": u.model_dump(),
+        }
+        write_json(self.path, {"stages": self.stages})
+        calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""
+        self.log(f"{name}: done in {seconds:.1f} s{calls}")
+
+    def usage_by_stage(self) -> dict[str, StageUsage]:
+        return {name: StageUsage(**entry["usage"]) for name, entry in self.stages.items()}
+
+    def seconds_by_stage(self) -> dict[str, float]:
+        return {name: entry["seconds"] for name, entry in self.stages.items()}

@@ -1,0 +1,115 @@
+"""The `retable` command. Heavy libraries are imported inside the commands, so --help is fast."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from retable.config import build_config, default
+from retable.errors import UserError
+
+app = typer.Typer(
+    help="Adapt a retriever to a new domain by tuning only a small code-indexed table, from a plain-text description.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class Backend(str, Enum):
+    embedded = "embedded"
+    openai = "openai"
+    langchain = "langchain"
+
+
+def _log(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def user_errors(fn):
+    """A UserError becomes one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted — finished stages and LLM calls are kept; rerun the same command to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _d(name: str) -> str:
+    return f"(default: {default(name)})"
+
+
+@app.command()
+@user_errors
+def adapt(
+    description: str = typer.Argument(..., help="Text file describing the domain and its users, or - for stdin."),
+    corpus: Optional[Path] = typer.Option(None, help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (resumable). (default: runs/<description name>)"),
+    llm: Optional[Backend] = typer.Option(None, help=f"LLM backend. {_d('llm')}"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or RETABLE_BASE_URL)."),
+    model: Optional[str] = typer.Option(None, help="Model name: for openai the served model, for langchain provider:model, for embedded a packaged name or .gguf path."),
+    api_key: Optional[str] = typer.Option(None, help="API key (or RETABLE_API_KEY / OPENAI_API_KEY)."),
+    seed: Optional[int] = typer.Option(None, help=f"Random seed. {_d('seed')}"),
+    max_query_items: Optional[int] = typer.Option(None, help=f"Items that get synthetic queries. {_d('max_query_items')}"),
+    n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
+    items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
+    formats: Optional[str] = typer.Option(None, help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})"),
+    config: Optional[Path] = typer.Option(None, help="JSON file of any RunConfig fields; flags override it."),
+    prompts: Optional[Path] = typer.Option(None, help="Folder of .jinja templates overriding the shipped ones by name."),
+) -> None:
+    """Generate synthetic pairs, quantize the items, tune the code table, audit, and write a report."""
+    from retable.agent.llm.factory import make_llm
+    from retable.agent.pipeline import run_adapt
+    from retable.agent.prompts import Prompts
+    from retable.files import read_description
+
+    text = read_description(description, sys.stdin.read() if description == "-" else None)
+    cfg = build_config(
+        config, llm=llm.value if llm else None, base_url=base_url, model=model, seed=seed, max_query_items=max_query_items,
+        n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
+        query_formats=[f.strip() for f in formats.split(",") if f.strip()] if formats else None,
+    )
+    run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
+    report = run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None, log=_log)
+    typer.echo(f"report: {report}")
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
+    dataset: Path = typer.Option(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
+) -> None:
+    """nDCG@10 and Recall@100 for frozen_flat, frozen_pq and adapted on a BEIR collection."""
+    from retable.evals.evaluate import evaluate_run
+    from retable.files import write_json
+
+    results = evaluate_run(run_dir, dataset, log=_log)
+    typer.echo(f"{'system':<12} {'nDCG@10':>8} {'R@100':>8}")
+    for name, m in results.items():
+        typer.echo(f"{name:<12} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f}")
+    if json_out:
+        write_json(json_out, results)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The one run configuration. CLI defaults are read from here, so each default lives in one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from retable.errors import UserError
+
+QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
+
+
+class RunConfig(BaseModel):
+    """Every setting of a run. Stages fingerprint the subset they read, so changing one reruns only
+    that stage and what comes after it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 13
+    encoder: str = Field("all-MiniLM-L6-v2", description="packaged model name or a local sentence-transformers folder")
+    llm: Literal["embedded", "openai", "langchain"] = "embedded"
+    base_url: str | None = None
+    model: str | None = None
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(384, ge=16, le=8192)
+    max_retries: int = Field(2, ge=0, le=10, description="extra tries for an invalid LLM reply")
+    n_subtopics: int = Field(8, ge=1, le=50)
+    items_per_subtopic: int = Field(6, ge=1, le=50)
+    query_formats: list[str] = Field(default_factory=lambda: ["keyword", "question"], min_length=2)
+    max_query_items: int = Field(200, ge=1, description="items (sampled) that get synthetic queries")
+    filter_top_k: int = Field(10, ge=1)
+    pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
+    pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")
+    epochs: int = Field(30, ge=1)
+    patience: int = Field(4, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    tau: float = Field(0.05, gt=0, description="softmax temperature of the contrastive loss")
+    batch_size: int = Field(32, ge=2)
+    hard_negatives: int = Field(8, ge=0)
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+    @field_validator("query_formats")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(QUERY_FORMATS))
+        if unknown:
+            raise ValueError(f"unknown query formats {unknown}; choose from {list(QUERY_FORMATS)}")
+        return list(dict.fromkeys(v))
+
+    def subset(self, *names: str) -> dict:
+        return {n: getattr(self, n) for n in names}
+
+
+def default(name: str):
+    """The default of one RunConfig field, for CLI option defaults."""
+    field = RunConfig.model_fields[name]
+    return field.default_factory() if field.default_factory else field.default
+
+
+def build_config(config_file: Path | None, **overrides) -> RunConfig:
+    """Merge a JSON config file (optional) with CLI overrides (None means 'not given')."""
+    data: dict = {}
+    if config_file is not None:
+        try:
+            data = json.loads(config_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read config {config_file}: {exc} — pass a JSON object of RunConfig fields") from None
+        if not isinstance(data, dict):
+            raise UserError(f"config {config_file} must hold a JSON object of RunConfig fields")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise UserError(f"invalid setting {where}: {err['msg']}") from None

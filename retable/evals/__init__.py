@@ -1,0 +1,1 @@
+"""Retrieval metrics, evaluation on BEIR collections, the audit and the report."""

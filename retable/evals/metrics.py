@@ -1,0 +1,30 @@
+"""nDCG@10 and Recall@100 with pytrec_eval (trec_eval's own implementation)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MEASURES = {"ndcg@10": "ndcg_cut_10", "recall@100": "recall_100"}
+
+
+def search(item_vecs: np.ndarray, query_vecs: np.ndarray, k: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product search with faiss: (scores, rows), each (n_queries, k)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(item_vecs.shape[1])
+    index.add(np.ascontiguousarray(item_vecs, dtype=np.float32))
+    return index.search(np.ascontiguousarray(query_vecs, dtype=np.float32), min(k, len(item_vecs)))
+
+
+def to_run(query_ids: list[str], item_ids: list[str], scores: np.ndarray, rows: np.ndarray) -> dict[str, dict[str, float]]:
+    return {qid: {item_ids[r]: float(s) for s, r in zip(scores[i], rows[i]) if r >= 0} for i, qid in enumerate(query_ids)}
+
+
+def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean nDCG@10 and Recall@100 over the judged queries."""
+    import pytrec_eval
+
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
+    per_query = evaluator.evaluate(run)
+    n = len(qrels)
+    return {name: sum(per_query.get(q, {}).get(key, 0.0) for q in qrels) / n for name, key in MEASURES.items()}

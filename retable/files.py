@@ -1,0 +1,138 @@
+"""Files: atomic writes, JSONL of records, checksums, and loading a user's corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel
+
+from retable.errors import UserError
+from retable.records import Item
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_records(path: Path, records: Iterable[BaseModel]) -> None:
+    atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
+
+
+def read_records(path: Path, cls: type[R]) -> list[R]:
+    with path.open(encoding="utf-8") as fh:
+        return [cls.model_validate_json(line) for line in fh if line.strip()]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(obj) -> str:
+    """A short stable hash of any JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_description(source: str, stdin_text: str | None = None) -> str:
+    """The domain description from a file path, or from stdin when `source` is '-'."""
+    if source == "-":
+        text = stdin_text or ""
+        where = "stdin"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"description file {source} not found — pass a text file describing the domain, or - for stdin")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read description {source} ({exc.__class__.__name__}) — save it as UTF-8 text") from None
+        where = source
+    text = text.strip()
+    if not text:
+        raise UserError(f"description from {where} is empty — write a few sentences about the domain and its users")
+    return text
+
+
+def load_corpus(path: Path) -> list[Item]:
+    """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`."""
+    if not path.is_file():
+        raise UserError(f"corpus file {path} not found — pass a BEIR corpus.jsonl or JSONL with id and text")
+    items: list[Item] = []
+    seen: set[str] = set()
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot open corpus {path} ({exc.strerror}) — check the path and its permissions") from None
+    with fh:
+        try:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    raise UserError(f"corpus {path} line {n} is not valid JSON — each line must be one JSON object") from None
+                if not isinstance(row, dict):
+                    raise UserError(f"corpus {path} line {n} is not a JSON object — each line needs id and text")
+                item_id = row.get("_id", row.get("id"))
+                if item_id is None or str(item_id).strip() == "":
+                    raise UserError(f"corpus {path} line {n} has no id — add an \"id\" (or BEIR \"_id\") field")
+                item_id = str(item_id)
+                text = row.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    raise UserError(f"corpus {path} line {n} (id {item_id}) has no text — add a non-empty \"text\" field or remove the line")
+                if item_id in seen:
+                    raise UserError(f"corpus {path} line {n} repeats id {item_id} — ids must be unique")
+                seen.add(item_id)
+                title = row.get("title") or ""
+                items.append(Item(id=item_id, title=str(title).strip(), text=text.strip(), source="corpus"))
+        except UnicodeDecodeError:
+            raise UserError(f"corpus {path} is not UTF-8 text — convert it to UTF-8 JSONL") from None
+    if not items:
+        raise UserError(f"corpus {path} holds no items — it needs one JSON object with id and text per line")
+    return items
+
+
+def write_npy(path: Path, array) -> None:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_npy(path: Path):
+    import numpy as np
+
+    return np.load(path, allow_pickle=False)

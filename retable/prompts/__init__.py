@@ -1,0 +1,1 @@
+"""Jinja2 prompt templates, shipped as package data (one per task)."""

@@ -1,0 +1,71 @@
+"""Typed records that cross stage boundaries. Every stage reads and writes these, never raw dicts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Persona(Record):
+    name: str = Field(min_length=1, max_length=80)
+    intent: str = Field(min_length=1, max_length=200)
+
+
+class DomainBrief(Record):
+    """What the LLM planned from the description (the brief stage's output)."""
+
+    subtopics: list[str] = Field(min_length=1)
+    item_kinds: list[str] = Field(min_length=1)
+    vocabulary: list[str] = Field(default_factory=list)
+    personas: list[Persona] = Field(min_length=1)
+
+
+class Item(Record):
+    id: str = Field(min_length=1)
+    title: str = ""
+    text: str = Field(min_length=1)
+    subtopic: str | None = None
+    source: Literal["corpus", "synthetic"] = "corpus"
+
+    def encode_text(self) -> str:
+        """The text given to the encoder: title and body, as BEIR does."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+class Query(Record):
+    id: str
+    item_id: str
+    text: str
+    format: str
+    persona: str | None = None
+
+
+DropReason = Literal["malformed", "duplicate", "copied_from_item", "round_trip_rank"]
+
+
+class Pair(Record):
+    """A query with the item it was written for; `rank` is the item's rank under the frozen encoder."""
+
+    query_id: str
+    query: str
+    item_id: str
+    format: str
+    rank: int | None = None
+
+
+class DroppedPair(Pair):
+    reason: DropReason
+
+
+class StageUsage(Record):
+    calls: int = 0
+    cached: int = 0
+    invalid: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0

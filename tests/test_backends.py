@@ -1,0 +1,94 @@
+"""The LLM backends: LangChain (with LangChain's own fake chat model), the embedded model, and the
+OpenAI-compatible backend against a real llama-cpp-python server on 127.0.0.1."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from pydantic import BaseModel, Field
+
+from retable.agent.llm import LLMClient
+from retable.agent.llm.embedded import EmbeddedLLM, embedded_model_path
+from retable.agent.llm.langchain_chat import LangChainLLM
+from retable.agent.llm.openai_compat import OpenAICompatLLM
+from retable.errors import UserError
+
+
+class Colours(BaseModel):
+    colours: list[str] = Field(min_length=1, max_length=3)
+
+
+MESSAGES = [{"role": "system", "content": "Reply with JSON only."}, {"role": "user", "content": 'Name three colours as {"colours": [...]}.'}]
+
+
+def test_langchain_backend_wraps_any_chat_model():
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    chat = FakeListChatModel(responses=["no json here", '{"colours": ["red", "blue"]}'])
+    client = LLMClient(LangChainLLM(chat), None, temperature=0.0, max_tokens=64, max_retries=1)
+    assert client.structured(MESSAGES, Colours, seed=0).colours == ["red", "blue"]
+    assert client.usage.current().calls == 2  # the first reply was invalid and retried
+
+
+def test_unknown_embedded_model_is_a_user_error():
+    with pytest.raises(UserError, match="unknown embedded model"):
+        embedded_model_path("gpt-17")
+
+
+@pytest.mark.integration
+def test_embedded_model_returns_schema_valid_json():
+    client = LLMClient(EmbeddedLLM(), None, temperature=0.2, max_tokens=64, max_retries=2)
+    reply = client.structured(MESSAGES, Colours, seed=1)
+    assert 1 <= len(reply.colours) <= 3
+    assert client.usage.current().completion_tokens > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path("smollm2-135m")),
+           "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail("llama_cpp.server exited: " + log.read()[-2000:])
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not answer within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.mark.integration
+def test_openai_backend_against_a_local_llama_cpp_server(llama_server):
+    llm = OpenAICompatLLM(model="smollm2", base_url=llama_server, api_key="local")
+    llm.check_reachable()
+    client = LLMClient(llm, None, temperature=0.2, max_tokens=64, max_retries=2)
+    reply = client.structured(MESSAGES, Colours, seed=1)
+    assert 1 <= len(reply.colours) <= 3
+    usage = client.usage.current()
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert llm._mode in {"json_schema", "json_object"}
+    json.dumps(reply.model_dump())

@@ -1,0 +1,89 @@
+"""Bad input: one line on stderr that names the problem, exit code 2, no traceback."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def retable(*args, stdin: str = ""):
+    env = {**os.environ, "RETABLE_API_KEY": "test"}
+    return subprocess.run([sys.executable, "-m", "retable.cli", *args], input=stdin, capture_output=True, text=True, timeout=120, env=env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def description(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("Support articles for a note-taking app. Users type short how-to questions.")
+    return path
+
+
+def _assert_one_line_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_commands():
+    result = retable("--help")
+    assert result.returncode == 0 and "adapt" in result.stdout and "eval" in result.stdout
+
+
+def test_empty_description_from_stdin(tmp_path):
+    _assert_one_line_error(retable("adapt", "-", "--out", str(tmp_path / "r"), stdin="   \n"), "is empty")
+
+
+def test_missing_description_file(tmp_path):
+    _assert_one_line_error(retable("adapt", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "r")), "not found")
+
+
+def test_missing_corpus_file(tmp_path, description):
+    r = retable("adapt", str(description), "--corpus", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r"),
+                "--llm", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1", "--model", "m")
+    _assert_one_line_error(r, "no LLM reachable")  # the backend is checked before any stage runs
+
+
+def test_corpus_line_without_text(tmp_path, description, monkeypatch):
+    from fakes import Responder
+
+    from retable.agent.llm.fake import FakeLLM
+    from retable.agent.pipeline import run_adapt
+    from retable.config import RunConfig
+    from retable.errors import UserError
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"_id": "1", "text": "fine"}) + "\n" + json.dumps({"_id": "2", "title": "no body"}) + "\n")
+    with pytest.raises(UserError, match="line 2 \\(id 2\\) has no text"):
+        run_adapt(description.read_text(), tmp_path / "run", RunConfig(), FakeLLM(Responder()), corpus=corpus, log=lambda m: None)
+    assert (tmp_path / "run" / "brief.json").is_file()  # the finished stage is kept
+
+
+def test_unreachable_base_url(tmp_path, description):
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    r = retable("adapt", str(description), "--out", str(tmp_path / "r"), "--llm", "openai", "--base-url", url, "--model", "m")
+    _assert_one_line_error(r, f"no LLM reachable at {url}")
+
+
+def test_nonsense_option_value(tmp_path, description):
+    r = retable("adapt", str(description), "--out", str(tmp_path / "r"), "--formats", "keyword,shouting")
+    _assert_one_line_error(r, "unknown query formats ['shouting']")
+
+
+def test_out_path_that_is_a_file(tmp_path, description):
+    (tmp_path / "f").write_text("")
+    _assert_one_line_error(retable("adapt", str(description), "--out", str(tmp_path / "f")), "is a file")
+
+
+def test_eval_of_a_folder_without_adapter(tmp_path):
+    _assert_one_line_error(retable("eval", str(tmp_path), "--dataset", str(tmp_path)), "no finished adapter")

@@ -1,0 +1,105 @@
+"""The whole pipeline on the scripted fake LLM and the real (packaged) encoder."""
+
+import json
+import time
+
+import pytest
+from conftest import DESCRIPTION
+from fakes import Responder
+
+from retable.agent.llm.fake import FakeLLM
+from retable.agent.pipeline import run_adapt
+from retable.config import RunConfig
+from retable.evals.evaluate import evaluate_run
+from retable.files import read_records
+from retable.records import Item, Pair
+
+CONFIG = RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=8, patience=3)  # 36 items
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    llm = FakeLLM(Responder())
+    start = time.perf_counter()
+    report = run_adapt(DESCRIPTION, run_dir, CONFIG, llm, log=lambda m: None)
+    return run_dir, report, llm, time.perf_counter() - start
+
+
+def test_pipeline_runs_in_under_a_minute_and_writes_every_output(finished_run):
+    run_dir, report, llm, seconds = finished_run
+    assert seconds < 60
+    for name in ["brief.json", "items.jsonl", "queries.jsonl", "pairs.kept.jsonl", "pairs.dropped.jsonl", "audit.json",
+                 "adapter/table.safetensors", "adapter/quantizer.faiss", "adapter/adapter.json", "adapter/codes.npy"]:
+        assert (run_dir / name).is_file(), name
+    text = report.read_text()
+    assert "Held-out synthetic pairs" in text and "encoder weights unchanged: **yes**" in text
+
+
+def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
+    run_dir, _, llm, _ = finished_run
+    audit = json.loads((run_dir / "audit.json").read_text())
+    assert audit["mode"] == "description-only"
+    assert audit["n_items"] == 36 and audit["n_queries"] == 72
+    assert audit["kept"] + sum(audit["dropped_by_reason"].values()) == 72
+    assert set(audit["kept_by_format"]) == {"keyword", "question"}
+    assert audit["encoder_unchanged"] and audit["encoder_checksum_before"] == audit["encoder_checksum_after"]
+    assert audit["table_parameters"] == 48 * audit["pq_k"] * 8
+    assert audit["held_out"]["n_pairs"] > 0
+    assert audit["cost_by_stage"]["queries"]["calls"] == 36
+    assert audit["cost_by_stage"]["brief"]["calls"] == 1
+    assert len(llm.history) == 1 + 12 + 36
+
+
+def test_every_query_carries_its_format_label_to_the_kept_pairs(finished_run):
+    run_dir = finished_run[0]
+    for p in read_records(run_dir / "pairs.kept.jsonl", Pair):
+        assert p.query_id.endswith("::" + p.format)
+
+
+def test_rerun_skips_every_stage_and_makes_no_llm_call(finished_run):
+    run_dir = finished_run[0]
+    llm = FakeLLM(Responder())
+    logs = []
+    run_adapt(DESCRIPTION, run_dir, CONFIG, llm, log=logs.append)
+    assert llm.history == []
+    assert all("skipped" in line for line in logs) and len(logs) == 9
+
+
+def test_changing_a_tuning_setting_reruns_only_tune_and_after(finished_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run[0], run_dir)
+    logs = []
+    run_adapt(DESCRIPTION, run_dir, CONFIG.model_copy(update={"lr": 0.01}), FakeLLM(Responder()), log=logs.append)
+    ran = [line.split(":")[0] for line in logs if "done" in line]
+    assert ran == ["tune", "audit", "report"]
+
+
+def test_eval_reports_three_systems_on_a_beir_folder(finished_run, tmp_path):
+    run_dir = finished_run[0]
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    items = read_records(run_dir / "items.jsonl", Item)
+    pairs = read_records(run_dir / "pairs.kept.jsonl", Pair)[:20]
+    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": i.id, "title": i.title, "text": i.text}) + "\n" for i in items))
+    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{n}", "text": p.query}) + "\n" for n, p in enumerate(pairs)))
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{p.item_id}\t1\n" for n, p in enumerate(pairs)))
+    results = evaluate_run(run_dir, beir, log=lambda m: None)
+    assert set(results) == {"frozen_flat", "frozen_pq", "adapted"}
+    for m in results.values():
+        assert set(m) == {"ndcg@10", "recall@100"} and 0.0 <= m["ndcg@10"] <= 1.0
+    assert results["frozen_flat"]["recall@100"] == 1.0  # 36 items < 100: every judged item is retrieved
+    assert (run_dir / "eval_cache").is_dir()
+
+
+def test_corpus_mode_uses_the_users_items(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"_id": f"d{i}", "title": f"gut bacteria report {i}", "text": f"Report {i} measured probiotic strain {i % 7} and fiber {i % 5} in colon samples."} for i in range(40)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    llm = FakeLLM(Responder())
+    run_adapt(DESCRIPTION, tmp_path / "run", CONFIG.model_copy(update={"max_query_items": 20}), llm, corpus=corpus, log=lambda m: None)
+    audit = json.loads((tmp_path / "run" / "audit.json").read_text())
+    assert audit["mode"] == "corpus" and audit["n_items"] == 40 and audit["n_queries"] == 40
+    assert len(llm.history) == 1 + 20
