@@ -43,9 +43,10 @@ class Query(Record):
     text: str
     format: str
     persona: str | None = None
+    copies_prompt: bool = False  # repeats the prompt's own words (its example or instructions)
 
 
-DropReason = Literal["malformed", "duplicate", "copied_from_item", "round_trip_rank"]
+DropReason = Literal["malformed", "copied_from_prompt", "copied_from_item", "duplicate", "round_trip_rank"]
 
 
 class Pair(Record):

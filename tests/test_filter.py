@@ -18,8 +18,9 @@ def test_filter_keeps_round_trips_and_drops_with_reasons():
         Query(id="c", item_id="2", text="first thing", format="question"),  # same text as a
         Query(id="d", item_id="3", text="x", format="keyword"),
         Query(id="e", item_id="3", text="item number 3 about many different", format="claim"),
+        Query(id="f", item_id="0", text="garlic shrimp quick dinner", format="keyword", copies_prompt=True),
     ]
-    query_emb = _unit([1, 0, 0], [1, 0, 0.1], [0, 0, 1], [1, 1, 0], [1, 1, 0])
+    query_emb = _unit([1, 0, 0], [1, 0, 0.1], [0, 0, 1], [1, 1, 0], [1, 1, 0], [1, 0, 0])
     kept, dropped = filter_pairs(queries, items, item_emb, query_emb, top_k=2)
     assert [p.query_id for p in kept] == ["a"]
     assert kept[0].rank == 1
@@ -28,3 +29,4 @@ def test_filter_keeps_round_trips_and_drops_with_reasons():
     assert reasons["c"][0] == "duplicate"
     assert reasons["d"][0] == "malformed"
     assert reasons["e"][0] == "copied_from_item"
+    assert reasons["f"] == ("copied_from_prompt", 1)  # dropped although its item ranks first

@@ -22,7 +22,7 @@ def test_every_shipped_template_is_covered():
 @pytest.mark.parametrize("task", TASKS)
 def test_every_shipped_template_renders(task):
     messages = Prompts().render(task, **VARIABLES[task])
-    assert [m["role"] for m in messages] == ["system", "user"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]  # the example is an earlier turn
     assert all(m["content"] for m in messages)
 
 
@@ -33,7 +33,7 @@ def test_a_missing_variable_fails_loudly(task):
 
 
 def test_item_text_is_placed_as_delimited_data():
-    user = Prompts().render("queries", **VARIABLES["queries"])[1]["content"]
+    user = Prompts().render("queries", **VARIABLES["queries"])[-1]["content"]
     assert "<document>Leek soup.</document>" in user
 
 
@@ -41,7 +41,7 @@ def test_override_folder_replaces_a_template_by_name(tmp_path):
     (tmp_path / "brief.jinja").write_text("{% block system %}S{% endblock %}{% block user %}plan {{ description }}{% endblock %}")
     prompts = Prompts(tmp_path)
     assert prompts.render("brief", description="x", n_subtopics=1)[1]["content"] == "plan x"
-    assert "Query formats" in prompts.render("queries", **VARIABLES["queries"])[1]["content"]
+    assert "Leek soup." in prompts.render("queries", **VARIABLES["queries"])[-1]["content"]
     assert prompts.source_hash("brief") != Prompts().source_hash("brief")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
+from retable.agent.echo import Echo
 from retable.agent.llm import LLMClient
 from retable.agent.prompts import Prompts
 from retable.errors import InvalidReply, UserError
@@ -32,13 +33,13 @@ class BriefReply(BaseModel):
 _NUMBERING = re.compile(r"^\s*(\d+[.)]|[-*•])\s*")
 
 
-def _distinct(values: list[str]) -> list[str]:
-    """Strip list numbering and drop repeats (case-insensitive), keeping order."""
+def _distinct(values: list[str], echo: Echo) -> list[str]:
+    """Strip list numbering, drop repeats (case-insensitive) and echoes of the prompt, keep order."""
     seen, out = set(), []
     for v in values:
         v = _NUMBERING.sub("", v).strip()
         key = v.lower()
-        if v and key not in seen:
+        if v and key not in seen and not echo.repeats(v):
             seen.add(key)
             out.append(v)
     return out
@@ -46,13 +47,19 @@ def _distinct(values: list[str]) -> list[str]:
 
 def make_brief(client: LLMClient, prompts: Prompts, description: str, n_subtopics: int, seed: int) -> DomainBrief:
     messages = prompts.render("brief", description=description, n_subtopics=n_subtopics)
+    echo = Echo(messages)
+
+    def clean(reply: BriefReply) -> DomainBrief:
+        personas = [Persona(name=p.name, intent=p.intent) for p in reply.personas if not (echo.repeats(p.name) or echo.repeats(p.intent))]
+        try:
+            return DomainBrief(
+                subtopics=_distinct(reply.subtopics, echo)[:n_subtopics], item_kinds=_distinct(reply.item_kinds, echo),
+                vocabulary=_distinct(reply.vocabulary, echo), personas=personas,
+            )
+        except ValidationError:
+            raise ValueError("nothing but repeats of the prompt in subtopics, item kinds or personas") from None
+
     try:
-        reply = client.structured(messages, BriefReply, seed=seed)
+        return client.structured(messages, BriefReply, seed=seed, check=clean)
     except InvalidReply as exc:
-        raise UserError(f"the LLM gave no valid domain brief after {client.max_retries + 1} tries ({exc}) — rerun with another --seed or a stronger --llm") from None
-    return DomainBrief(
-        subtopics=_distinct(reply.subtopics)[:n_subtopics],
-        item_kinds=_distinct(reply.item_kinds),
-        vocabulary=_distinct(reply.vocabulary),
-        personas=[Persona(name=p.name, intent=p.intent) for p in reply.personas],
-    )
+        raise UserError(f"the LLM gave no usable domain brief after {client.max_retries + 1} tries ({exc}) — rerun with another --seed or a stronger --llm") from None

@@ -15,6 +15,8 @@ def _drop_reason(query: Query, item_text: str, seen: set[str]) -> str | None:
     text = normalize(query.text)
     if len(text) < 3 or len(text.split()) > 64:
         return "malformed"
+    if query.copies_prompt:
+        return "copied_from_prompt"
     if len(text.split()) >= MIN_COPY_WORDS and text in item_text:
         return "copied_from_item"
     if text in seen:

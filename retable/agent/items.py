@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 from tqdm import tqdm
 
+from retable.agent.echo import Echo
 from retable.agent.llm import LLMClient
 from retable.agent.prompts import Prompts
 from retable.errors import InvalidReply
@@ -44,11 +45,19 @@ def synthesize_items(client: LLMClient, prompts: Prompts, description: str, brie
         kind = brief.item_kinds[s % len(brief.item_kinds)]
         n = min(PER_CALL, per_subtopic - c * PER_CALL)
         messages = prompts.render("items", description=description, subtopic=subtopic, item_kind=kind, n_items=n)
+        echo = Echo(messages)
+
+        def own_words(reply: ItemsReply) -> list[ItemReply]:
+            fresh = [it for it in reply.items[:n] if not echo.repeats(f"{it.title} {it.text}")]
+            if not fresh:
+                raise ValueError("every item repeats the prompt's example")
+            return fresh
+
         try:
-            reply = client.structured(messages, ItemsReply, seed=seed + 7919 * s + c)
+            written = client.structured(messages, ItemsReply, seed=seed + 7919 * s + c, check=own_words)
         except InvalidReply:
             continue  # counted in the stage's usage as invalid
-        for j, it in enumerate(reply.items[:n]):
+        for j, it in enumerate(written):
             key = normalize(it.text)
             if key in seen:
                 continue

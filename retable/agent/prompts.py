@@ -1,6 +1,8 @@
-"""Prompt templates: one `.jinja` file per task in `retable/prompts/`, each with a `system` and a
-`user` block, rendered in Jinja2's sandbox with StrictUndefined. A folder given with `--prompts`
-overrides any template by file name."""
+"""Prompt templates: one `.jinja` file per task in `retable/prompts/`, rendered in Jinja2's sandbox
+with StrictUndefined. A template has a `system` and a `user` block, and may have an `example_user`
+and `example_assistant` block: the few-shot example, sent as an earlier turn of the conversation
+(small models parrot an example pasted into the same message far more). A folder given with
+`--prompts` overrides any template by file name."""
 
 from __future__ import annotations
 
@@ -43,10 +45,9 @@ class Prompts:
         except TemplateNotFound:
             raise UserError(f"no prompt template {task}.jinja — ship it or add it to the --prompts folder") from None
         ctx = template.new_context(variables)
-        messages = []
-        for role in ("system", "user"):
-            if role not in template.blocks:
-                raise UserError(f"prompt template {task}.jinja has no {{% block {role} %}}")
-            text = "".join(template.blocks[role](ctx)).strip()
-            messages.append({"role": role, "content": text})
-        return messages
+        "".join(template.root_render_func(ctx))  # runs the top-level {% set %} and {% macro %} for the blocks
+        for required in ("system", "user"):
+            if required not in template.blocks:
+                raise UserError(f"prompt template {task}.jinja has no {{% block {required} %}}")
+        turns = [("system", "system"), ("example_user", "user"), ("example_assistant", "assistant"), ("user", "user")]
+        return [{"role": role, "content": "".join(template.blocks[block](ctx)).strip()} for block, role in turns if block in template.blocks]

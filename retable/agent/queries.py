@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, StringConstraints, create_model
 from tqdm import tqdm
 
+from retable.agent.echo import Echo
 from retable.agent.llm import LLMClient
 from retable.agent.prompts import Prompts
 from retable.errors import InvalidReply
@@ -41,6 +42,8 @@ def write_queries(client: LLMClient, prompts: Prompts, items: list[Item], brief:
             reply = client.structured(messages, model, seed=seed + 104729 * n)
         except InvalidReply:
             continue
+        echo = Echo(messages)
         for f in formats:
-            queries.append(Query(id=f"{item.id}::{f}", item_id=item.id, text=getattr(reply, f), format=f, persona=persona.name))
+            text = getattr(reply, f)
+            queries.append(Query(id=f"{item.id}::{f}", item_id=item.id, text=text, format=f, persona=persona.name, copies_prompt=echo.repeats(text)))
     return queries

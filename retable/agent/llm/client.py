@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -78,14 +78,16 @@ class LLMClient:
             self.cache.put(key, reply)
         return reply
 
-    def structured(self, messages: list[Message], schema_cls: type[T], *, seed: int) -> T:
-        """One validated object; each retry uses the next seed. Raises InvalidReply when all fail."""
+    def structured(self, messages: list[Message], schema_cls: type[T], *, seed: int, check: Callable[[T], T] | None = None) -> T:
+        """One validated object; each retry uses the next seed. `check` may clean the object or raise
+        ValueError to reject it. Raises InvalidReply when every try fails."""
         schema = schema_cls.model_json_schema()
         last = ""
         for attempt in range(self.max_retries + 1):
             reply = self._call(messages, schema, seed * 1009 + attempt)
             try:
-                return parse_reply(reply.text, schema_cls)
+                obj = parse_reply(reply.text, schema_cls)
+                return check(obj) if check else obj
             except ValueError as exc:
                 last = str(exc)
         self.usage.current().invalid += 1

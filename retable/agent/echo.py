@@ -1,0 +1,42 @@
+"""Small models often parrot their prompt: the few-shot example or the instructions themselves.
+`Echo` remembers the words of a rendered prompt outside its data tags (the description, subtopic
+or document the user supplied), and tells when a generated text mostly repeats them."""
+
+from __future__ import annotations
+
+import re
+
+from retable.agent.llm.base import Message
+
+DATA_TAGS = ("domain", "subtopic", "document")
+_DATA = re.compile(r"<(%s)>.*?</\1>" % "|".join(DATA_TAGS), re.S)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+class Echo:
+    """Example: with a prompt that shows "garlic shrimp quick dinner" as an example query,
+    Echo(messages).repeats("garlic shrimp quick dinner") is True and
+    Echo(messages).repeats("statin therapy breast cancer") is False."""
+
+    def __init__(self, messages: list[Message], threshold: float = 0.5):
+        own = " ".join(_DATA.sub(" ", m["content"]) for m in messages)
+        self.words = set(_words(own))
+        self.grams = _trigrams(_words(own))
+        self.text = " ".join(_words(own))
+        self.threshold = threshold
+
+    def repeats(self, text: str) -> bool:
+        words = _words(text)
+        if not words:
+            return False
+        if len(words) < 3:
+            return " ".join(words) in self.text
+        grams = _trigrams(words)
+        return len(grams & self.grams) / len(grams) >= self.threshold
