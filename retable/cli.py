@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -75,9 +74,11 @@ def adapt(
     from retable.agent.llm.factory import make_llm
     from retable.agent.pipeline import run_adapt
     from retable.agent.prompts import Prompts
-    from retable.files import read_description
+    from retable.files import check_corpus_path, read_description
 
     text = read_description(description, sys.stdin.read() if description == "-" else None)
+    if corpus is not None:
+        check_corpus_path(corpus)
     cfg = build_config(
         config, llm=llm.value if llm else None, base_url=base_url, model=model, seed=seed, max_query_items=max_query_items,
         n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,

@@ -77,4 +77,4 @@ def build_config(config_file: Path | None, **overrides) -> RunConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise UserError(f"invalid setting {where}: {err['msg']}") from None
+        raise UserError(f"invalid setting {where}: {err['msg'].removeprefix('Value error, ')}") from None

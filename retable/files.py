@@ -82,10 +82,14 @@ def read_description(source: str, stdin_text: str | None = None) -> str:
     return text
 
 
-def load_corpus(path: Path) -> list[Item]:
-    """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`."""
+def check_corpus_path(path: Path) -> None:
     if not path.is_file():
         raise UserError(f"corpus file {path} not found — pass a BEIR corpus.jsonl or JSONL with id and text")
+
+
+def load_corpus(path: Path) -> list[Item]:
+    """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`."""
+    check_corpus_path(path)
     items: list[Item] = []
     seen: set[str] = set()
     try:

@@ -49,9 +49,9 @@ def test_missing_description_file(tmp_path):
 
 
 def test_missing_corpus_file(tmp_path, description):
-    r = retable("adapt", str(description), "--corpus", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r"),
-                "--llm", "openai", "--base-url", f"http://127.0.0.1:{_free_port()}/v1", "--model", "m")
-    _assert_one_line_error(r, "no LLM reachable")  # the backend is checked before any stage runs
+    r = retable("adapt", str(description), "--corpus", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r"))
+    _assert_one_line_error(r, "nope.jsonl not found")
+    assert not (tmp_path / "r").exists()  # nothing ran
 
 
 def test_corpus_line_without_text(tmp_path, description, monkeypatch):
@@ -64,9 +64,10 @@ def test_corpus_line_without_text(tmp_path, description, monkeypatch):
 
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"_id": "1", "text": "fine"}) + "\n" + json.dumps({"_id": "2", "title": "no body"}) + "\n")
+    llm = FakeLLM(Responder())
     with pytest.raises(UserError, match="line 2 \\(id 2\\) has no text"):
-        run_adapt(description.read_text(), tmp_path / "run", RunConfig(), FakeLLM(Responder()), corpus=corpus, log=lambda m: None)
-    assert (tmp_path / "run" / "brief.json").is_file()  # the finished stage is kept
+        run_adapt(description.read_text(), tmp_path / "run", RunConfig(), llm, corpus=corpus, log=lambda m: None)
+    assert llm.history == []  # checked before any LLM call is paid for
 
 
 def test_unreachable_base_url(tmp_path, description):

@@ -3,11 +3,9 @@ when its fingerprint (settings + upstream fingerprints) and output files are unc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from retable.agent.brief import make_brief
 from retable.agent.filter import filter_pairs
@@ -20,7 +18,7 @@ from retable.agent.runstate import RunState
 from retable.config import RunConfig
 from retable.errors import UserError
 from retable.files import fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
-from retable.records import DomainBrief, DroppedPair, Item, Pair, Query
+from retable.records import DomainBrief, Item, Pair, Query
 
 
 
@@ -54,6 +52,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
               prompts: Prompts | None = None, log: Callable[[str], None] = print) -> Path:
     """Run every stage; return the path of report.md."""
     prepare_run_dir(run_dir)
+    corpus_items = load_corpus(corpus) if corpus is not None else None  # bad input fails before any LLM call
     prompts = prompts or Prompts()
     usage = UsageLog()
     state = RunState(run_dir, usage, log)
@@ -70,8 +69,8 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     brief = DomainBrief.model_validate_json(p("brief.json").read_text())
 
     if corpus is not None:
-        k_items = fingerprint(["items", "corpus", sha256_file(corpus) if corpus.is_file() else str(corpus)])
-        state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), load_corpus(corpus)))
+        k_items = fingerprint(["items", "corpus", sha256_file(corpus)])
+        state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), corpus_items))
     else:
         k_items = fingerprint(["items", k_brief, llm_id, config.subset("seed", "n_subtopics", "items_per_subtopic"), prompts.source_hash("items")])
         state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), synthesize_items(
