@@ -63,7 +63,7 @@ def test_rerun_skips_every_stage_and_makes_no_llm_call(finished_run):
     logs = []
     run_adapt(DESCRIPTION, run_dir, CONFIG, llm, log=logs.append)
     assert llm.history == []
-    assert all("skipped" in line for line in logs) and len(logs) == 9
+    assert all("skipped" in line for line in logs) and len(logs) == 10
 
 
 def test_changing_a_tuning_setting_reruns_only_tune_and_after(finished_run, tmp_path):

@@ -86,17 +86,19 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     if not queries:
         raise UserError("the LLM produced no valid query — rerun with another seed or a stronger --llm (replies are cached)")
 
-    k_embed = fingerprint(["embed", k_items, k_queries, config.encoder])
+    k_embed_items = fingerprint(["embed_items", k_items, config.encoder])
 
-    def embed():
-        item_vectors = encoder.get().encode([it.encode_text() for it in items], progress=True)
-        write_npy(p("item_emb.npy"), item_vectors)
-        write_npy(p("query_emb.npy"), encoder.get().encode([q.text for q in queries]))
+    def embed_items():
+        vectors = encoder.get().encode([it.encode_text() for it in items], progress=True)
+        write_npy(p("item_emb.npy"), vectors)
         if corpus is not None:  # `retable eval` on the same corpus file reuses these
             from retable.evals.evaluate import corpus_cache_path
 
-            write_npy(corpus_cache_path(run_dir, corpus, encoder.get().checksum()), item_vectors)
-    state.run("embed", k_embed, ["item_emb.npy", "query_emb.npy"], embed)
+            write_npy(corpus_cache_path(run_dir, corpus, encoder.get().checksum()), vectors)
+    state.run("embed_items", k_embed_items, ["item_emb.npy"], embed_items)
+    k_embed = fingerprint(["embed_queries", k_embed_items, k_queries])
+    state.run("embed_queries", k_embed, ["query_emb.npy"], lambda: write_npy(
+        p("query_emb.npy"), encoder.get().encode([q.text for q in queries])))
     item_emb, query_emb = read_npy(p("item_emb.npy")), read_npy(p("query_emb.npy"))
 
     k_filter = fingerprint(["filter", k_embed, config.filter_top_k])
@@ -112,7 +114,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
 
     from retable.adapters import stages as table_stages
 
-    k_codes = fingerprint(["codes", k_embed, config.subset("pq_m", "pq_nbits", "seed")])
+    k_codes = fingerprint(["codes", k_embed_items, config.subset("pq_m", "pq_nbits", "seed")])
     state.run("codes", k_codes, ["adapter/quantizer.faiss", "adapter/codes.npy", "adapter/item_ids.json"],
               lambda: table_stages.build_codes(run_dir, items, item_emb, config))
 
