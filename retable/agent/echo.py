@@ -26,10 +26,9 @@ class Echo:
     Echo(messages).repeats("statin therapy breast cancer") is False."""
 
     def __init__(self, messages: list[Message], threshold: float = 0.5):
-        own = " ".join(_DATA.sub(" ", m["content"]) for m in messages)
-        self.words = set(_words(own))
-        self.grams = _trigrams(_words(own))
-        self.text = " ".join(_words(own))
+        words = _words(" ".join(_DATA.sub(" ", m["content"]) for m in messages))
+        self.grams = _trigrams(words)
+        self.text = " ".join(words)
         self.threshold = threshold
 
     def repeats(self, text: str) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-
 from retable.agent.brief import make_brief
 from retable.agent.filter import filter_pairs
 from retable.agent.items import synthesize_items
@@ -19,7 +18,6 @@ from retable.config import RunConfig
 from retable.errors import UserError
 from retable.files import fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
 from retable.records import DomainBrief, Item, Pair, Query
-
 
 
 def prepare_run_dir(run_dir: Path) -> None:

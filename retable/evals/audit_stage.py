@@ -31,6 +31,7 @@ def write_audit(run_dir: Path, corpus_mode: bool, items: list[Item], queries: li
     q = query_emb[[q_row[p.query_id] for p in test]].reshape(len(test), -1)
     pos = np.array([i_row[p.item_id] for p in test], dtype=np.int64)
     tune = json.loads((run_dir / "tune.json").read_text())
+    before, after = tune["encoder_checksum_before"], tune["encoder_checksum_after"]  # around the tuning itself
     audit = Audit(
         mode="corpus" if corpus_mode else "description-only",
         n_items=len(items),
@@ -44,9 +45,9 @@ def write_audit(run_dir: Path, corpus_mode: bool, items: list[Item], queries: li
         table_parameters=table.n_parameters(),
         encoder_parameters=encoder.n_parameters(),
         encoder=encoder.name,
-        encoder_checksum_before=tune["encoder_checksum_before"],
-        encoder_checksum_after=encoder.checksum(),
-        encoder_unchanged=tune["encoder_checksum_before"] == encoder.checksum(),
+        encoder_checksum_before=before,
+        encoder_checksum_after=after,
+        encoder_unchanged=before == after == encoder.checksum(),
         tuning={k: tune[k] for k in ("best_epoch", "initial_val_mrr", "best_val_mrr", "seconds", "train_pairs", "val_pairs")},
         cost_by_stage=state.usage_by_stage(),
         seconds_by_stage=state.seconds_by_stage(),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from retable.adapters.quantizer import item_codes, load_quantizer, reconstruct
 from retable.adapters.table import PQTable
 from retable.errors import UserError
