@@ -22,7 +22,8 @@ def test_every_shipped_template_is_covered():
 @pytest.mark.parametrize("task", TASKS)
 def test_every_shipped_template_renders(task):
     messages = Prompts().render(task, **VARIABLES[task])
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]  # the example is an earlier turn
+    roles = [m["role"] for m in messages]
+    assert roles in (["system", "user"], ["system", "user", "assistant", "user"])  # optional example turn
     assert all(m["content"] for m in messages)
 
 

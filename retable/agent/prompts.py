@@ -1,7 +1,8 @@
 """Prompt templates: one `.jinja` file per task in `retable/prompts/`, rendered in Jinja2's sandbox
 with StrictUndefined. A template has a `system` and a `user` block, and may have an `example_user`
 and `example_assistant` block: the few-shot example, sent as an earlier turn of the conversation
-(small models parrot an example pasted into the same message far more). A folder given with
+(small models parrot an example pasted into the same message more; which way works better is
+measured per task, see the comment atop each template). A folder given with
 `--prompts` overrides any template by file name."""
 
 from __future__ import annotations
