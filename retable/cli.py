@@ -95,17 +95,43 @@ def eval_(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
     dataset: Path = typer.Option(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
+    baselines: bool = typer.Option(False, help="Also train and score BM25, every table kind, the query-linear adapter and full fine-tuning on the run's pairs (minutes)."),
 ) -> None:
-    """nDCG@10 and Recall@100 for frozen_flat, frozen_pq and adapted on a BEIR collection."""
+    """nDCG@10 and Recall@100 for frozen_flat, frozen_pq and adapted (and baselines) on a BEIR collection."""
     from retable.evals.evaluate import evaluate_run
     from retable.files import write_json
 
-    results = evaluate_run(run_dir, dataset, log=_log)
-    typer.echo(f"{'system':<12} {'nDCG@10':>8} {'R@100':>8}")
+    results = evaluate_run(run_dir, dataset, baselines=baselines, log=_log)
+    typer.echo(f"{'system':<18} {'nDCG@10':>8} {'R@100':>8} {'params':>11} {'train s':>8} {'bytes':>11}")
     for name, m in results.items():
-        typer.echo(f"{name:<12} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f}")
+        size = "-" if m.get("artifact_bytes") is None else f"{m['artifact_bytes']:,}"
+        secs = "-" if m.get("train_seconds") is None else f"{m['train_seconds']:.1f}"
+        typer.echo(f"{name:<18} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f} {m['trainable_parameters']:>11,} {secs:>8} {size:>11}")
     if json_out:
         write_json(json_out, results)
+
+
+@app.command()
+@user_errors
+def search(
+    run_dir: Path = typer.Argument(..., help="A run folder (or its adapter/ folder)."),
+    query: str = typer.Argument(..., help="The query text."),
+    k: int = typer.Option(10, "-k", min=1, help="How many items to return."),
+) -> None:
+    """Search the adapter's items with the tuned table."""
+    from retable.adapters.artifact import load_adapter
+
+    index = load_adapter(run_dir)
+    texts = {}
+    items_file = run_dir / "items.jsonl"
+    if items_file.is_file():
+        from retable.files import read_records
+        from retable.records import Item
+
+        texts = {it.id: it.encode_text() for it in read_records(items_file, Item)}
+    for rank, (item_id, score) in enumerate(index.search(query, k), 1):
+        snippet = texts.get(item_id, "")[:90].replace("\n", " ")
+        typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")
 
 
 def main() -> None:

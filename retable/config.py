@@ -34,6 +34,9 @@ class RunConfig(BaseModel):
     filter_top_k: int = Field(10, ge=1)
     pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
     pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")
+    quantizer: Literal["pq", "opq"] = "pq"
+    table_kind: Literal["pq", "vq", "residual", "query_linear"] = "pq"
+    collision_residuals: int = Field(64, ge=0, description="colliding items with the most query mass that get their own residual vector")
     epochs: int = Field(30, ge=1)
     patience: int = Field(4, ge=1)
     lr: float = Field(2e-3, gt=0)

@@ -87,4 +87,4 @@ def test_out_path_that_is_a_file(tmp_path, description):
 
 
 def test_eval_of_a_folder_without_adapter(tmp_path):
-    _assert_one_line_error(retable("eval", str(tmp_path), "--dataset", str(tmp_path)), "no finished adapter")
+    _assert_one_line_error(retable("eval", str(tmp_path), "--dataset", str(tmp_path)), "holds no adapter")

@@ -30,7 +30,7 @@ def test_pipeline_runs_in_under_a_minute_and_writes_every_output(finished_run):
     run_dir, report, llm, seconds = finished_run
     assert seconds < 60
     for name in ["brief.json", "items.jsonl", "queries.jsonl", "pairs.kept.jsonl", "pairs.dropped.jsonl", "audit.json",
-                 "adapter/table.safetensors", "adapter/quantizer.faiss", "adapter/adapter.json", "adapter/codes.npy"]:
+                 "adapter/table.safetensors", "adapter/quantizer.faiss", "adapter/adapter.json", "adapter/codes.npy", "adapter/item_ids.json"]:
         assert (run_dir / name).is_file(), name
     text = report.read_text()
     assert "Held-out synthetic pairs" in text and "encoder weights unchanged: **yes**" in text
@@ -44,7 +44,8 @@ def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
     assert audit["kept"] + sum(audit["dropped_by_reason"].values()) == 72
     assert set(audit["kept_by_format"]) == {"keyword", "question"}
     assert audit["encoder_unchanged"] and audit["encoder_checksum_before"] == audit["encoder_checksum_after"]
-    assert audit["table_parameters"] == 48 * audit["pq_k"] * 8
+    assert audit["table_parameters"] == 48 * audit["pq_k"] * 8 + 384 * audit["collision_residuals"]
+    assert 0 <= audit["collision_rate"] <= 1 and audit["collision_residuals"] <= 64
     assert audit["held_out"]["n_pairs"] > 0
     assert audit["cost_by_stage"]["queries"]["calls"] == 36
     assert audit["cost_by_stage"]["brief"]["calls"] == 1
@@ -89,7 +90,7 @@ def test_eval_reports_three_systems_on_a_beir_folder(finished_run, tmp_path):
     results = evaluate_run(run_dir, beir, log=lambda m: None)
     assert set(results) == {"frozen_flat", "frozen_pq", "adapted"}
     for m in results.values():
-        assert set(m) == {"ndcg@10", "recall@100"} and 0.0 <= m["ndcg@10"] <= 1.0
+        assert {"ndcg@10", "recall@100", "trainable_parameters"} <= set(m) and 0.0 <= m["ndcg@10"] <= 1.0
     assert results["frozen_flat"]["recall@100"] == 1.0  # 36 items < 100: every judged item is retrieved
     assert (run_dir / "eval_cache").is_dir()
 
@@ -103,3 +104,24 @@ def test_corpus_mode_uses_the_users_items(tmp_path):
     audit = json.loads((tmp_path / "run" / "audit.json").read_text())
     assert audit["mode"] == "corpus" and audit["n_items"] == 40 and audit["n_queries"] == 40
     assert len(llm.history) == 1 + 20
+
+
+def _beir_from_run(run_dir, folder, n_queries=20):
+    (folder / "qrels").mkdir(parents=True)
+    items = read_records(run_dir / "items.jsonl", Item)
+    pairs = read_records(run_dir / "pairs.kept.jsonl", Pair)[:n_queries]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": i.id, "title": i.title, "text": i.text}) + "\n" for i in items))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{n}", "text": p.query}) + "\n" for n, p in enumerate(pairs)))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{p.item_id}\t1\n" for n, p in enumerate(pairs)))
+    return folder
+
+
+@pytest.mark.integration
+def test_eval_baselines_train_every_method_on_the_same_pairs(finished_run, tmp_path):
+    run_dir = finished_run[0]
+    results = evaluate_run(run_dir, _beir_from_run(run_dir, tmp_path / "beir"), baselines=True, log=lambda m: None)
+    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "bm25", "adapted_pq", "adapted_vq", "adapted_residual", "query_linear", "full_finetune"}
+    assert results["full_finetune"]["trainable_parameters"] == 22_713_216
+    assert results["query_linear"]["trainable_parameters"] == 384 * 384
+    for m in results.values():
+        assert 0.0 <= m["ndcg@10"] <= 1.0

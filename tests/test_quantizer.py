@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from retable.adapters.quantizer import choose_nbits, train_pq, unpack_codes
+from retable.adapters.quantizer import Quantizer, choose_nbits, unpack_codes
 from retable.errors import UserError
 
 
@@ -19,4 +19,4 @@ def test_unpack_codes_reads_faiss_bit_packing():
 
 def test_m_must_divide_dimension():
     with pytest.raises(UserError, match="does not divide"):
-        train_pq(np.zeros((64, 10), dtype=np.float32), m=3, nbits=2, seed=0)
+        Quantizer.train(np.zeros((64, 10), dtype=np.float32), m=3, nbits=2, seed=0)

@@ -1,6 +1,18 @@
-"""The code-indexed table (`pq` kind): an item's vector is the concatenation of the table rows its
-M codes select. Initialised from the faiss centroids, so before tuning it equals faiss'
-reconstruction exactly."""
+"""The tunable part of an adapter. Every kind maps (item codes, frozen item embedding) to an item
+vector and a (rotated) query embedding to a query vector; scores are inner products.
+
+- `pq`: item = concat of the M rows its codes select (K·d parameters), initialised from the faiss
+  centroids, so before tuning it equals faiss' reconstruction exactly.
+- `vq`: every code has a full d-dim vector and an item is the mean of its M code vectors (M·K·d);
+  initialised to M × the centroid in its sub-space slot, i.e. the same reconstruction.
+- `residual`: item = normalize(e + mean of its code vectors), codes vectors start at zero, so before
+  tuning it is the frozen encoder; queries get the same treatment through their own codes.
+- `query_linear`: no codes at all, a d×d matrix on the query side (identity at start): the
+  query-adapter baseline that LlamaIndex offers.
+
+Optional collision residuals: one extra vector per listed item row (colliding popular items), added
+to the item vector, zero at start.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +20,79 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+KINDS = ("pq", "vq", "residual", "query_linear")
 
-class PQTable(nn.Module):
+
+class CodeTable(nn.Module):
+    kind = "abstract"
+    uses_query_codes = False
+
+    def __init__(self):
+        super().__init__()
+        self.collision = None  # (n_extra, d) parameter
+        self.register_buffer("collision_slot", torch.zeros(0, dtype=torch.long))  # item row -> slot or -1
+
+    def base_items(self, codes: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def items(self, codes: torch.Tensor, emb: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.base_items(codes, emb)
+        if self.collision is not None and rows is not None:
+            slot = torch.full_like(rows, -1)
+            known = rows < len(self.collision_slot)
+            slot[known] = self.collision_slot[rows[known]]
+            hit = slot >= 0
+            out = out.clone()
+            out[hit] = out[hit] + self.collision[slot[hit]]
+        return out
+
+    def queries(self, q: torch.Tensor, qcodes: torch.Tensor | None = None) -> torch.Tensor:
+        return q
+
+    def add_collision_residuals(self, rows: np.ndarray, n_items: int, dim: int) -> None:
+        """Give the items at `rows` a free vector each (zero at start), keyed by their row."""
+        slot = torch.full((n_items,), -1, dtype=torch.long)
+        slot[torch.as_tensor(rows, dtype=torch.long)] = torch.arange(len(rows))
+        self.collision_slot = slot
+        self.collision = nn.Parameter(torch.zeros(len(rows), dim))
+
+    @torch.no_grad()
+    def item_vectors(self, codes: np.ndarray, emb: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        r = torch.arange(len(codes)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+        return self.items(torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(emb), r).numpy()
+
+    @torch.no_grad()
+    def query_vectors(self, q: np.ndarray, qcodes: np.ndarray | None = None) -> np.ndarray:
+        qc = torch.as_tensor(qcodes, dtype=torch.long) if qcodes is not None else None
+        return self.queries(torch.as_tensor(q), qc).numpy()
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"weight": self.weight.detach().contiguous()}
+        if self.collision is not None:
+            out["collision"] = self.collision.detach().contiguous()
+            out["collision_slot"] = self.collision_slot.contiguous()
+        return out
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save
+
+        from retable.files import atomic_write_bytes
+
+        atomic_write_bytes(path, save(self.tensors(), metadata={"kind": self.kind}))
+
+
+def _gather(weight: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """weight (M, K, x), codes (n, M) -> (n, M, x)."""
+    return weight[torch.arange(weight.shape[0]), codes]
+
+
+class PQTable(CodeTable):
     """Example: with M=2 sub-spaces, K=4 codes and d=6, codes [[1, 3]] give
     concat(weight[0, 1], weight[1, 3]), a 6-dim vector."""
 
@@ -21,30 +102,92 @@ class PQTable(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.tensor(np.asarray(centroids, dtype=np.float32)))
 
-    @property
-    def m(self) -> int:
-        return self.weight.shape[0]
+    def base_items(self, codes, emb):
+        return _gather(self.weight, codes).reshape(codes.shape[0], -1)
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        rows = self.weight[torch.arange(self.m), codes]  # (n, M, d/M)
-        return rows.reshape(codes.shape[0], -1)
 
-    @torch.no_grad()
-    def vectors(self, codes: np.ndarray) -> np.ndarray:
-        return self(torch.as_tensor(codes, dtype=torch.long)).numpy()
+class VQTable(CodeTable):
+    kind = "vq"
 
-    def n_parameters(self) -> int:
-        return self.weight.numel()
-
-    def save(self, path: Path) -> None:
-        from safetensors.torch import save
-
-        from retable.files import atomic_write_bytes
-
-        atomic_write_bytes(path, save({"weight": self.weight.detach().contiguous()}, metadata={"kind": self.kind}))
+    def __init__(self, weight: np.ndarray):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
 
     @classmethod
-    def load(cls, path: Path) -> "PQTable":
-        from safetensors.torch import load_file
+    def from_centroids(cls, centroids: np.ndarray) -> "VQTable":
+        m, k, dsub = centroids.shape
+        weight = np.zeros((m, k, m * dsub), dtype=np.float32)
+        for i in range(m):
+            weight[i, :, i * dsub : (i + 1) * dsub] = m * centroids[i]
+        return cls(weight)
 
-        return cls(load_file(str(path))["weight"].numpy())
+    def base_items(self, codes, emb):
+        return _gather(self.weight, codes).mean(dim=1)
+
+
+class ResidualTable(CodeTable):
+    kind = "residual"
+    uses_query_codes = True
+
+    def __init__(self, weight: np.ndarray):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
+
+    @classmethod
+    def zeros(cls, m: int, k: int, dim: int) -> "ResidualTable":
+        return cls(np.zeros((m, k, dim), dtype=np.float32))
+
+    def base_items(self, codes, emb):
+        return F.normalize(emb + _gather(self.weight, codes).mean(dim=1), dim=-1)
+
+    def queries(self, q, qcodes=None):
+        return F.normalize(q + _gather(self.weight, qcodes).mean(dim=1), dim=-1)
+
+
+class QueryLinear(CodeTable):
+    kind = "query_linear"
+
+    def __init__(self, weight: np.ndarray):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
+
+    @classmethod
+    def identity(cls, dim: int) -> "QueryLinear":
+        return cls(np.eye(dim, dtype=np.float32))
+
+    def base_items(self, codes, emb):
+        return emb
+
+    def queries(self, q, qcodes=None):
+        return q @ self.weight.T
+
+
+_BY_KIND = {c.kind: c for c in (PQTable, VQTable, ResidualTable, QueryLinear)}
+
+
+def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
+    """The untuned table of `kind` for a quantizer with these centroids."""
+    if kind == "pq":
+        return PQTable(centroids)
+    if kind == "vq":
+        return VQTable.from_centroids(centroids)
+    if kind == "residual":
+        m, k, _ = centroids.shape
+        return ResidualTable.zeros(m, k, dim)
+    if kind == "query_linear":
+        return QueryLinear.identity(dim)
+    raise ValueError(f"unknown table kind {kind!r}; choose from {list(KINDS)}")
+
+
+def load_table(path: Path) -> CodeTable:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as fh:
+        kind = (fh.metadata() or {}).get("kind", "pq")
+    tensors = load_file(str(path))
+    table = _BY_KIND[kind](tensors["weight"].numpy())
+    if "collision" in tensors:
+        table.collision_slot = tensors["collision_slot"]
+        table.collision = nn.Parameter(tensors["collision"])
+    return table

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retable.adapters.table import PQTable
+from retable.adapters.table import CodeTable
 
 
 def contrastive_loss(queries: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor, tau: float) -> torch.Tensor:
@@ -54,21 +54,21 @@ class TuneResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _mine_hard(table: PQTable, codes: torch.Tensor, q: torch.Tensor, pos: torch.Tensor, n: int) -> torch.Tensor:
-    """For each query, the n highest-scoring items under the current table that are not its positive."""
-    with torch.no_grad():
-        scores = q @ table(codes).T
-        scores[torch.arange(len(pos)), pos] = float("-inf")
-        return scores.topk(min(n, scores.shape[1] - 1), dim=1).indices
+@dataclass
+class PairSet:
+    """Queries (rotated into the quantizer's space), their codes, and the row of each positive item."""
+
+    q: np.ndarray
+    qcodes: np.ndarray
+    pos: np.ndarray
 
 
 def tune_table(
-    table: PQTable,
+    table: CodeTable,
     codes: np.ndarray,
-    train_q: np.ndarray,
-    train_pos: np.ndarray,
-    val_q: np.ndarray,
-    val_pos: np.ndarray,
+    emb: np.ndarray,
+    train: PairSet,
+    val: PairSet,
     *,
     epochs: int,
     patience: int,
@@ -79,28 +79,39 @@ def tune_table(
     seed: int,
     progress=None,
 ) -> TuneResult:
-    """Tune `table` in place; keep the epoch with the best validation MRR@10 (epoch 0 = untuned)."""
+    """Tune `table` in place on `train`; keep the epoch with the best validation MRR@10
+    (epoch 0 = untuned). `codes` and `emb` are every item's codes and (rotated) frozen embedding."""
     gen = torch.Generator().manual_seed(seed)
     codes_t = torch.as_tensor(codes, dtype=torch.long)
-    q_t = torch.as_tensor(train_q)
-    pos_t = torch.as_tensor(train_pos, dtype=torch.long)
+    emb_t = torch.as_tensor(emb)
+    rows_t = torch.arange(len(codes_t))
+    q_t = torch.as_tensor(train.q)
+    qc_t = torch.as_tensor(train.qcodes, dtype=torch.long)
+    pos_t = torch.as_tensor(train.pos, dtype=torch.long)
     opt = torch.optim.Adam(table.parameters(), lr=lr)
 
     def val_mrr() -> float:
-        return mrr_at_k(val_q @ table.vectors(codes).T, val_pos)
+        return mrr_at_k(table.query_vectors(val.q, val.qcodes) @ table.item_vectors(codes, emb).T, val.pos)
+
+    def mine_hard() -> torch.Tensor:
+        """For each query, the highest-scoring items under the current table that are not its positive."""
+        with torch.no_grad():
+            scores = table.queries(q_t, qc_t) @ table.items(codes_t, emb_t, rows_t).T
+            scores[torch.arange(len(pos_t)), pos_t] = float("-inf")
+            return scores.topk(min(hard_negatives, scores.shape[1] - 1), dim=1).indices
 
     start = time.perf_counter()
     best = initial = val_mrr()
     best_state, best_epoch, stale = copy.deepcopy(table.state_dict()), 0, 0
     history = [{"epoch": 0, "loss": None, "val_mrr@10": initial}]
     for epoch in range(1, epochs + 1):
-        hard = _mine_hard(table, codes_t, q_t, pos_t, hard_negatives) if hard_negatives else None
+        hard = mine_hard() if hard_negatives else None
         order = torch.randperm(len(q_t), generator=gen)
         total = 0.0
         for b in order.split(batch_size):
             ids = pos_t[b] if hard is None else torch.cat([pos_t[b], hard[b].reshape(-1)])
             cand, inverse = torch.unique(ids, return_inverse=True)
-            loss = contrastive_loss(q_t[b], table(codes_t[cand]), inverse[: len(b)], tau)
+            loss = contrastive_loss(table.queries(q_t[b], qc_t[b]), table.items(codes_t[cand], emb_t[cand], cand), inverse[: len(b)], tau)
             opt.zero_grad()
             loss.backward()
             opt.step()

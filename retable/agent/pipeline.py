@@ -112,13 +112,13 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
 
     from retable.adapters import stages as table_stages
 
-    k_codes = fingerprint(["codes", k_embed_items, config.subset("pq_m", "pq_nbits", "seed")])
-    state.run("codes", k_codes, ["adapter/quantizer.faiss", "adapter/codes.npy", "adapter/item_ids.json"],
-              lambda: table_stages.build_codes(run_dir, items, item_emb, config))
+    k_codes = fingerprint(["codes", k_embed_items, config.subset("pq_m", "pq_nbits", "quantizer", "seed")])
+    state.run("codes", k_codes, table_stages.CODES_FILES, lambda: table_stages.build_codes(run_dir, items, item_emb, config))
 
-    k_tune = fingerprint(["tune", k_filter, k_codes, config.subset("seed", "epochs", "patience", "lr", "tau", "batch_size", "hard_negatives", "val_fraction", "test_fraction")])
-    state.run("tune", k_tune, ["adapter/table.safetensors", "adapter/adapter.json", "tune.json", "splits.json"],
-              lambda: table_stages.tune(run_dir, items, queries, query_emb, kept, encoder.get(), config))
+    k_tune = fingerprint(["tune", k_filter, k_codes, config.encoder, config.subset(
+        "seed", "table_kind", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size", "hard_negatives", "val_fraction", "test_fraction")])
+    state.run("tune", k_tune, table_stages.TUNE_FILES,
+              lambda: table_stages.tune(run_dir, items, queries, item_emb, query_emb, kept, encoder.get(), config))
 
     from retable.evals.audit_stage import write_audit, write_report
 

@@ -38,6 +38,10 @@ class Audit(BaseModel):
     kept_by_format: dict[str, int]
     held_out: HeldOut
     table_kind: str
+    quantizer: str
+    collision_rate: float
+    collision_rate_by_query_mass: float
+    collision_residuals: int
     pq_m: int
     pq_k: int
     table_parameters: int
@@ -51,14 +55,14 @@ class Audit(BaseModel):
     seconds_by_stage: dict[str, float]
 
 
-def held_out_recall(test: list[Pair], q_emb: np.ndarray, pos: np.ndarray, systems: dict[str, np.ndarray]) -> HeldOut:
-    """Recall@10 and MRR@10 of each system's item vectors for the test queries, overall and per
-    query format."""
+def held_out_recall(test: list[Pair], pos: np.ndarray, systems: dict[str, tuple[np.ndarray, np.ndarray]]) -> HeldOut:
+    """Recall@10 and MRR@10 of each system (its test-query vectors, its item vectors), overall and
+    per query format."""
     if not test:
         return HeldOut(n_pairs=0, all=None, by_format={})
 
     def metrics(mask: np.ndarray) -> SliceMetrics:
-        scores = {name: q_emb[mask] @ vecs.T for name, vecs in systems.items()}
+        scores = {name: q[mask] @ vecs.T for name, (q, vecs) in systems.items()}
         return SliceMetrics(
             n_pairs=int(mask.sum()),
             recall_at_10={name: recall_at_k(s, pos[mask]) for name, s in scores.items()},

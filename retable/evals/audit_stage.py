@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.quantizer import load_quantizer, reconstruct
-from retable.adapters.table import PQTable
+from retable.adapters.artifact import Adapter
 from retable.agent.runstate import RunState
 from retable.evals.audit import Audit, held_out_recall, pair_counts
 from retable.evals.report import render_markdown
-from retable.files import atomic_write_text, read_npy, read_records, write_json
+from retable.files import atomic_write_text, read_records, write_json
 from retable.records import DroppedPair, Item, Pair, Query
 
 
@@ -24,11 +23,13 @@ def write_audit(run_dir: Path, corpus_mode: bool, items: list[Item], queries: li
     test = [p for p in kept if p.query_id in test_ids]
     q_row = {q.id: i for i, q in enumerate(queries)}
     i_row = {it.id: i for i, it in enumerate(items)}
-    index = load_quantizer(run_dir / "adapter/quantizer.faiss")
-    table = PQTable.load(run_dir / "adapter/table.safetensors")
-    codes = read_npy(run_dir / "adapter/codes.npy").astype(np.int64)
-    systems = {"frozen_flat": item_emb, "frozen_pq": reconstruct(index, item_emb), "adapted": table.vectors(codes)}
+    adapter = Adapter(run_dir / "adapter")
     q = query_emb[[q_row[p.query_id] for p in test]].reshape(len(test), -1)
+    systems = {
+        "frozen_flat": (q, item_emb),
+        "frozen_pq": (q, adapter.quantizer.reconstruct(item_emb)),
+        "adapted": (adapter.query_vectors(q), adapter.item_vectors(item_emb, adapter.item_ids, adapter.codes)),
+    }
     pos = np.array([i_row[p.item_id] for p in test], dtype=np.int64)
     tune = json.loads((run_dir / "tune.json").read_text())
     before, after = tune["encoder_checksum_before"], tune["encoder_checksum_after"]  # around the tuning itself
@@ -38,11 +39,15 @@ def write_audit(run_dir: Path, corpus_mode: bool, items: list[Item], queries: li
         n_queries=len(queries),
         filter_top_k=filter_top_k,
         **pair_counts(kept, dropped),
-        held_out=held_out_recall(test, q, pos, systems),
-        table_kind=table.kind,
-        pq_m=int(index.pq.M),
-        pq_k=int(index.pq.ksub),
-        table_parameters=table.n_parameters(),
+        held_out=held_out_recall(test, pos, systems),
+        table_kind=adapter.table.kind,
+        quantizer=adapter.quantizer.kind,
+        collision_rate=tune["collision_rate"],
+        collision_rate_by_query_mass=tune["collision_rate_by_query_mass"],
+        collision_residuals=tune["collision_residuals"],
+        pq_m=adapter.quantizer.m,
+        pq_k=adapter.quantizer.k,
+        table_parameters=adapter.table.n_parameters(),
         encoder_parameters=encoder.n_parameters(),
         encoder=encoder.name,
         encoder_checksum_before=before,

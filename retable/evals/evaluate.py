@@ -1,26 +1,17 @@
 """`retable eval`: nDCG@10 and Recall@100 on a BEIR collection for frozen_flat (the encoder, exact
-search), frozen_pq (the untuned table = faiss' reconstruction) and adapted (the tuned table). The
-collection's items get codes from the run's quantizer; nothing is retrained."""
+search), frozen_pq (faiss' reconstruction of the codes, the untuned table) and adapted (the run's
+tuned table); with `baselines`, also BM25, every table kind, the query-linear adapter and full
+fine-tuning on the same pairs. The collection's items get codes from the run's quantizer: nothing
+is retrained for them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from retable.adapters.quantizer import item_codes, load_quantizer, reconstruct
-from retable.adapters.table import PQTable
-from retable.errors import UserError
+from retable.adapters.artifact import Adapter, artifact_bytes
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
 from retable.files import fingerprint, read_npy, sha256_file, write_npy
-
-
-def load_run_adapter(run_dir: Path) -> tuple[dict, object, PQTable]:
-    meta_path = run_dir / "adapter" / "adapter.json"
-    if not meta_path.is_file():
-        raise UserError(f"{run_dir} holds no finished adapter (adapter/adapter.json) — run `retable adapt ... --out {run_dir}` first")
-    meta = json.loads(meta_path.read_text())
-    return meta, load_quantizer(run_dir / "adapter/quantizer.faiss"), PQTable.load(run_dir / "adapter/table.safetensors")
 
 
 def corpus_cache_path(run_dir: Path, corpus: Path, encoder_checksum: str) -> Path:
@@ -28,15 +19,14 @@ def corpus_cache_path(run_dir: Path, corpus: Path, encoder_checksum: str) -> Pat
     return run_dir / "eval_cache" / f"{fingerprint([sha256_file(corpus), encoder_checksum])}.npy"
 
 
-def evaluate_run(run_dir: Path, dataset: Path, log=print) -> dict[str, dict[str, float]]:
+def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print) -> dict[str, dict]:
     from retable.adapters.encoder import Encoder
 
-    meta, index, table = load_run_adapter(run_dir)
+    adapter = Adapter(run_dir / "adapter")
     corpus, queries, qrels = load_beir(dataset)
-    encoder = Encoder(meta["encoder"])
-    if encoder.checksum() != meta["encoder_checksum"]:
-        raise UserError(f"the adapter in {run_dir} was built for other weights of encoder {meta['encoder']} (checksum differs) — rebuild it with this encoder")
-    cache = corpus_cache_path(run_dir, dataset / "corpus.jsonl", meta["encoder_checksum"])
+    encoder = Encoder(adapter.meta["encoder"])
+    adapter.check_encoder(encoder)
+    cache = corpus_cache_path(run_dir, dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
     if cache.is_file():
         item_emb = read_npy(cache)
     else:
@@ -44,12 +34,21 @@ def evaluate_run(run_dir: Path, dataset: Path, log=print) -> dict[str, dict[str,
         item_emb = encoder.encode([it.encode_text() for it in corpus], progress=True)
         write_npy(cache, item_emb)
     qids = sorted(queries)
-    q_emb = encoder.encode([queries[q] for q in qids])
-    item_ids = [it.id for it in corpus]
-    systems = {
-        "frozen_flat": item_emb,
-        "frozen_pq": reconstruct(index, item_emb),
-        "adapted": table.vectors(item_codes(index, item_emb)),
-    }
+    query_texts = [queries[q] for q in qids]
+    q_emb = encoder.encode(query_texts)
+    ids = [it.id for it in corpus]
     judged = {q: qrels[q] for q in qids}
-    return {name: evaluate(judged, to_run(qids, item_ids, *search(vecs, q_emb, 100))) for name, vecs in systems.items()}
+    systems = {
+        "frozen_flat": (q_emb, item_emb, 0, None),
+        "frozen_pq": (q_emb, adapter.quantizer.reconstruct(item_emb), 0, None),
+        "adapted": (adapter.query_vectors(q_emb), adapter.item_vectors(item_emb, ids), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
+    }
+    results = {
+        name: {**evaluate(judged, to_run(qids, ids, *search(vecs, q, 100))), "trainable_parameters": params, "artifact_bytes": size}
+        for name, (q, vecs, params, size) in systems.items()
+    }
+    if baselines:
+        from retable.evals.baselines import baseline_systems
+
+        results.update(baseline_systems(run_dir, adapter, encoder, corpus, item_emb, query_texts, q_emb, qids, judged, log=log))
+    return results

@@ -1,0 +1,148 @@
+"""The per-domain adapter folder and the index built on it.
+
+    adapter/
+      adapter.json        encoder id + weight checksum + dim, quantizer and table kind, M, K, version
+      quantizer.faiss     faiss' own serialisation (no pickle)
+      table.safetensors   the tuned table (and collision residuals)
+      codes.npy           (n_items, M) codes, uint8 when K <= 256
+      item_ids.json       ids of those items
+      item_emb.npy        frozen item embeddings, only for kinds that need them (residual, query_linear)
+
+    >>> index = load_adapter("runs/demo/adapter")          # doctest: +SKIP
+    >>> index.add([{"id": "new-1", "text": "statins and breast cancer"}])  # codes from the frozen encoder
+    >>> index.search("do statins help breast cancer patients?", k=5)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from retable.adapters.quantizer import Quantizer
+from retable.adapters.table import CodeTable, load_table
+from retable.errors import UserError
+from retable.files import read_npy, write_json, write_npy
+from retable.records import Item
+
+FORMAT_VERSION = 2
+NEEDS_EMBEDDINGS = ("residual", "query_linear")
+
+
+def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, quantizer: Quantizer, table: CodeTable,
+                  codes: np.ndarray, item_ids: list[str], item_emb: np.ndarray, extra: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    quantizer.save(folder / "quantizer.faiss")
+    table.save(folder / "table.safetensors")
+    write_npy(folder / "codes.npy", codes.astype(np.uint8 if quantizer.k <= 256 else np.uint16))
+    write_json(folder / "item_ids.json", item_ids)
+    if table.kind in NEEDS_EMBEDDINGS:
+        write_npy(folder / "item_emb.npy", item_emb.astype(np.float32))
+    write_json(folder / "adapter.json", {
+        "format_version": FORMAT_VERSION,
+        "encoder": encoder_name,
+        "encoder_checksum": encoder_checksum,
+        "encoder_dim": int(item_emb.shape[1]),
+        "quantizer": quantizer.kind,
+        "table_kind": table.kind,
+        "pq_m": quantizer.m,
+        "pq_nbits": quantizer.nbits,
+        "pq_k": quantizer.k,
+        "n_items": len(item_ids),
+        **(extra or {}),
+    })
+
+
+def artifact_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+class Adapter:
+    """The adapter's parts, without an encoder: turns frozen embeddings into searchable vectors."""
+
+    def __init__(self, folder: Path):
+        folder = Path(folder)
+        meta_path = folder / "adapter.json"
+        if not meta_path.is_file():
+            raise UserError(f"{folder} holds no adapter (adapter.json) — run `retable adapt` first or point at its adapter/ folder")
+        self.folder = folder
+        self.meta = json.loads(meta_path.read_text())
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"adapter {folder} has format version {self.meta.get('format_version')}, this retable reads {FORMAT_VERSION} — rebuild it with `retable adapt`")
+        self.quantizer = Quantizer.load(folder / "quantizer.faiss")
+        self.table = load_table(folder / "table.safetensors")
+        self.item_ids: list[str] = json.loads((folder / "item_ids.json").read_text())
+        self.codes = read_npy(folder / "codes.npy").astype(np.int64)
+        self._row = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    def item_vectors(self, emb: np.ndarray, ids: list[str] | None = None, codes: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of items given their frozen embeddings; `ids` finds their collision residuals."""
+        codes = self.quantizer.codes(emb) if codes is None else codes
+        rows = None if ids is None else np.array([self._row.get(i, len(self._row)) for i in ids], dtype=np.int64)
+        return self.table.item_vectors(codes, self.quantizer.rotate(emb), rows)
+
+    def query_vectors(self, q_emb: np.ndarray) -> np.ndarray:
+        qcodes = self.quantizer.codes(q_emb) if self.table.uses_query_codes else None
+        return self.table.query_vectors(self.quantizer.rotate(q_emb), qcodes)
+
+    def check_encoder(self, encoder) -> None:
+        m = self.meta
+        if encoder.dim != m["encoder_dim"]:
+            raise UserError(f"adapter {self.folder} was built for a {m['encoder_dim']}-dim encoder ({m['encoder']}); {encoder.name} gives {encoder.dim} dims — load the encoder it was built with")
+        if encoder.checksum() != m["encoder_checksum"]:
+            raise UserError(f"adapter {self.folder} was built for other weights of {m['encoder']} (checksum {m['encoder_checksum'][:12]}…) — load that encoder or rebuild the adapter")
+
+
+class AdapterIndex:
+    """Search over an adapter's items; new items get codes from the frozen encoder, no retraining."""
+
+    def __init__(self, adapter: Adapter, encoder):
+        adapter.check_encoder(encoder)
+        self.adapter, self.encoder = adapter, encoder
+        self.ids = list(adapter.item_ids)
+        folder = adapter.folder
+        emb_path = folder / "item_emb.npy"
+        self._emb = read_npy(emb_path) if emb_path.is_file() else None
+        self._codes = adapter.codes
+        self._vectors = self._compute(adapter.codes, self._emb, self.ids)
+
+    def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
+        a = self.adapter
+        if emb is None:  # pq / vq need only the codes
+            if a.table.kind in NEEDS_EMBEDDINGS:
+                raise UserError(f"adapter {a.folder} lacks item_emb.npy, which a {a.table.kind} table needs — rebuild it")
+            emb = np.zeros((len(codes), a.quantizer.dim), dtype=np.float32)
+        rows = np.array([a._row.get(i, len(a._row)) for i in ids], dtype=np.int64)
+        return a.table.item_vectors(codes, a.quantizer.rotate(emb), rows)
+
+    def add(self, items: Iterable[Item | dict]) -> int:
+        """Add items (Item, or dicts with id and text [and title]); returns how many were added."""
+        batch = [it if isinstance(it, Item) else Item(id=str(it["id"]), title=str(it.get("title", "")), text=str(it["text"])) for it in items]
+        if not batch:
+            return 0
+        emb = self.encoder.encode([it.encode_text() for it in batch])
+        codes = self.adapter.quantizer.codes(emb)
+        ids = [it.id for it in batch]
+        self._vectors = np.vstack([self._vectors, self._compute(codes, emb, ids)])
+        self.ids.extend(ids)
+        return len(batch)
+
+    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        from retable.evals.metrics import search
+
+        q = self.adapter.query_vectors(self.encoder.encode([query]))
+        scores, rows = search(self._vectors, q, k)
+        return [(self.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+
+
+def load_adapter(path: str | Path, encoder: str | None = None) -> AdapterIndex:
+    """Open an adapter folder (or a run folder holding adapter/) with its encoder, checked by checksum."""
+    from retable.adapters.encoder import Encoder
+
+    folder = Path(path)
+    if (folder / "adapter" / "adapter.json").is_file():
+        folder = folder / "adapter"
+    adapter = Adapter(folder)
+    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]))

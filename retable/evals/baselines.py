@@ -1,0 +1,100 @@
+"""The comparison systems of `retable eval --baselines`, all trained on the run's own kept pairs and
+splits: BM25, every other table kind, the query-side linear adapter and full fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from retable.adapters.artifact import Adapter, artifact_bytes, write_adapter
+from retable.adapters.table import KINDS
+from retable.adapters.training import Space, train_kind
+from retable.config import RunConfig
+from retable.evals.metrics import evaluate, search, to_run
+from retable.files import read_npy, read_records
+from retable.records import Item, Pair, Query
+
+FINETUNE_MAX_EPOCHS = 3  # each epoch costs ~9 s per batch of 32 on 2 cores
+
+
+def bm25_system(corpus: list[Item], query_texts: list[str], qids: list[str], judged: dict) -> dict:
+    import bm25s
+
+    start = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([it.encode_text() for it in corpus], stopwords="en", show_progress=False), show_progress=False)
+    seconds = time.perf_counter() - start
+    rows, scores = retriever.retrieve(bm25s.tokenize(query_texts, stopwords="en", show_progress=False), k=min(100, len(corpus)), show_progress=False)
+    run = to_run(qids, [it.id for it in corpus], scores, rows)
+    return {**evaluate(judged, run), "trainable_parameters": 0, "train_seconds": round(seconds, 2), "artifact_bytes": None}
+
+
+class RunPairs:
+    """A run's items, queries, kept pairs and splits, ready to train any table kind on."""
+
+    def __init__(self, run_dir: Path, config: RunConfig):
+        self.items = read_records(run_dir / "items.jsonl", Item)
+        self.queries = read_records(run_dir / "queries.jsonl", Query)
+        self.item_emb = read_npy(run_dir / "item_emb.npy")
+        self.query_emb = read_npy(run_dir / "query_emb.npy")
+        kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
+        split_ids = json.loads((run_dir / "splits.json").read_text())
+        by_id = {p.query_id: p for p in kept}
+        self.splits = {name: [by_id[q] for q in ids] for name, ids in split_ids.items()}
+        self.q_row = {q.id: i for i, q in enumerate(self.queries)}
+        self.i_row = {it.id: i for i, it in enumerate(self.items)}
+        self.config = config
+
+
+def table_system(kind: str, rp: RunPairs, adapter: Adapter, encoder, corpus_ids: list[str], corpus_emb: np.ndarray,
+                 q_emb: np.ndarray, qids: list[str], judged: dict) -> dict:
+    quantizer = adapter.quantizer
+    space = Space.build(quantizer, rp.item_emb, rp.query_emb, codes=adapter.codes)
+    train, val = space.pairs(rp.splits["train"], rp.q_row, rp.i_row), space.pairs(rp.splits["val"], rp.q_row, rp.i_row)
+    table, result, _ = train_kind(kind, quantizer, space, train, val, rp.config, collision_limit=rp.config.collision_residuals)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_adapter(Path(tmp), encoder_name=rp.config.encoder, encoder_checksum=adapter.meta["encoder_checksum"], quantizer=quantizer,
+                      table=table, codes=space.codes, item_ids=[it.id for it in rp.items], item_emb=rp.item_emb)
+        trained = Adapter(Path(tmp))
+        size = artifact_bytes(Path(tmp))
+        vectors = trained.item_vectors(corpus_emb, corpus_ids)
+        queries = trained.query_vectors(q_emb)
+    run = to_run(qids, corpus_ids, *search(vectors, queries, 100))
+    return {**evaluate(judged, run), "trainable_parameters": table.n_parameters(), "train_seconds": round(result.seconds, 2),
+            "artifact_bytes": size, "best_epoch": result.best_epoch}
+
+
+def finetune_system(rp: RunPairs, encoder, corpus: list[Item], query_texts: list[str], qids: list[str], judged: dict, epochs: int) -> dict:
+    from retable.adapters.finetune import finetune_encoder
+
+    items = {it.id: it for it in rp.items}
+    pairs = [(p.query, items[p.item_id].encode_text()) for p in rp.splits["train"]]
+    model, seconds = finetune_encoder(str(encoder.path), pairs, epochs=epochs, batch_size=rp.config.batch_size, seed=rp.config.seed)
+    kwargs = dict(normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+    corpus_emb = model.encode([it.encode_text() for it in corpus], show_progress_bar=True, **kwargs)
+    q = model.encode(query_texts, **kwargs)
+    run = to_run(qids, [it.id for it in corpus], *search(corpus_emb, q, 100))
+    n_params = sum(p.numel() for p in model.parameters())
+    return {**evaluate(judged, run), "trainable_parameters": n_params, "train_seconds": round(seconds, 2),
+            "artifact_bytes": sum(p.numel() * p.element_size() for p in model.parameters()), "epochs": epochs}
+
+
+def baseline_systems(run_dir: Path, adapter: Adapter, encoder, corpus: list[Item], corpus_emb: np.ndarray,
+                     query_texts: list[str], q_emb: np.ndarray, qids: list[str], judged: dict, log=print) -> dict[str, dict]:
+    config = RunConfig(**json.loads((run_dir / "config.json").read_text()))
+    rp = RunPairs(run_dir, config)
+    corpus_ids = [it.id for it in corpus]
+    out = {"bm25": bm25_system(corpus, query_texts, qids, judged)}
+    for kind in KINDS:
+        log(f"baseline: {kind} table")
+        name = kind if kind == "query_linear" else f"adapted_{kind}"
+        out[name] = table_system(kind, rp, adapter, encoder, corpus_ids, corpus_emb, q_emb, qids, judged)
+    tune = json.loads((run_dir / "tune.json").read_text())
+    epochs = max(1, min(FINETUNE_MAX_EPOCHS, len(tune["history"]) - 1))
+    log(f"baseline: full fine-tuning, {epochs} epoch(s)")
+    out["full_finetune"] = finetune_system(rp, encoder, corpus, query_texts, qids, judged, epochs)
+    return out

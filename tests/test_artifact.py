@@ -1,0 +1,61 @@
+"""The adapter artifact: load it, search it, add items without retraining, refuse another encoder."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import DESCRIPTION
+from fakes import Responder
+
+import retable
+from retable.agent.llm.fake import FakeLLM
+from retable.agent.pipeline import run_adapt
+from retable.config import RunConfig
+from retable.errors import UserError
+from retable.files import read_records
+from retable.records import Item
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run_adapt(DESCRIPTION, out, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=4, table_kind="residual"), FakeLLM(Responder()), log=lambda m: None)
+    return out
+
+
+def test_adapter_folder_holds_no_pickle(run_dir):
+    names = {p.name for p in (run_dir / "adapter").iterdir()}
+    assert names == {"adapter.json", "quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "item_emb.npy"}
+    meta = json.loads((run_dir / "adapter" / "adapter.json").read_text())
+    assert meta["table_kind"] == "residual" and meta["encoder"] == "all-MiniLM-L6-v2" and len(meta["encoder_checksum"]) == 64
+
+
+def test_search_finds_an_item_by_its_own_text_and_add_needs_no_retraining(run_dir):
+    index = retable.load_adapter(run_dir)
+    items = read_records(run_dir / "items.jsonl", Item)
+    assert index.search(items[3].encode_text(), k=3)[0][0] == items[3].id
+    table_before = (run_dir / "adapter" / "table.safetensors").read_bytes()
+    assert index.add([{"id": "new-1", "text": "Volcanic ash clouds disrupt transatlantic flights for days."}]) == 1
+    assert index.search("volcanic ash and flights", k=1)[0][0] == "new-1"
+    assert (run_dir / "adapter" / "table.safetensors").read_bytes() == table_before
+
+
+@pytest.mark.parametrize("field, value, message", [("encoder_checksum", "0" * 64, "other weights"), ("encoder_dim", 768, "768-dim encoder")])
+def test_an_adapter_for_another_encoder_is_refused(run_dir, tmp_path, field, value, message):
+    copy = tmp_path / "adapter"
+    shutil.copytree(run_dir / "adapter", copy)
+    meta = json.loads((copy / "adapter.json").read_text())
+    meta[field] = value
+    (copy / "adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=message):
+        retable.load_adapter(copy)
+
+
+def test_search_command_prints_ranked_items(run_dir):
+    items = read_records(run_dir / "items.jsonl", Item)
+    r = subprocess.run([sys.executable, "-m", "retable.cli", "search", str(run_dir), items[0].text, "-k", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and items[0].id in lines[0]
