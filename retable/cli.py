@@ -67,6 +67,8 @@ def adapt(
     n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
     items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
     formats: Optional[str] = typer.Option(None, help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})"),
+    table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear. {_d('table_kind')}"),
+    quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
     config: Optional[Path] = typer.Option(None, help="JSON file of any RunConfig fields; flags override it."),
     prompts: Optional[Path] = typer.Option(None, help="Folder of .jinja templates overriding the shipped ones by name."),
 ) -> None:
@@ -83,6 +85,7 @@ def adapt(
         config, llm=llm.value if llm else None, base_url=base_url, model=model, seed=seed, max_query_items=max_query_items,
         n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
         query_formats=[f.strip() for f in formats.split(",") if f.strip()] if formats else None,
+        table_kind=table_kind, quantizer=quantizer,
     )
     run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
     report = run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None, log=_log)

@@ -81,6 +81,11 @@ def test_nonsense_option_value(tmp_path, description):
     _assert_one_line_error(r, "unknown query formats ['shouting']")
 
 
+def test_unknown_table_kind(tmp_path, description):
+    r = retable("adapt", str(description), "--out", str(tmp_path / "r"), "--table-kind", "hash")
+    _assert_one_line_error(r, "invalid setting table_kind")
+
+
 def test_out_path_that_is_a_file(tmp_path, description):
     (tmp_path / "f").write_text("")
     _assert_one_line_error(retable("adapt", str(description), "--out", str(tmp_path / "f")), "is a file")
