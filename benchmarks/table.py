@@ -70,6 +70,7 @@ def run_dataset(name: str, max_query_items: int) -> dict:
     systems = evaluate_run(run_dir, data, baselines=True, log=lambda m: print(m, file=sys.stderr))
     audit = json.loads((run_dir / "audit.json").read_text())
     return {"dataset": name, "adapt_seconds": round(adapt_seconds, 1), "kept_pairs": audit["kept"],
+            "collision_rate": audit["collision_rate"], "collision_residuals": audit["collision_residuals"], "pq_k": audit["pq_k"],
             "train_pairs": audit["tuning"]["train_pairs"], "systems": systems, "held_out_items": held_out_items(run_dir, data)}
 
 
@@ -84,14 +85,16 @@ def targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
         out.append((f"{kind} ≥ frozen_flat on average", f"{mean_a:.4f} vs {mean_f:.4f}", bool(mean_a >= mean_f)))
     for r in rows:
         s = r["systems"]
-        speed = s["full_finetune"]["train_seconds"] / max(s["adapted_pq"]["train_seconds"], 1e-3)
-        out.append((f"{r['dataset']}: pq tuning ≥ 20× faster than full fine-tuning", f"{speed:.0f}×", bool(speed >= 20)))
-        gain_ft = ndcg(r, "full_finetune") - ndcg(r, "frozen_flat")
-        gain_pq = ndcg(r, "adapted_pq") - ndcg(r, "frozen_flat")
-        if gain_ft <= 0:
-            out.append((f"{r['dataset']}: pq keeps ≥ 80% of full fine-tuning's gain", f"no gain to keep (fine-tuning {gain_ft:+.4f}, pq {gain_pq:+.4f})", None))
-        else:
-            out.append((f"{r['dataset']}: pq keeps ≥ 80% of full fine-tuning's gain", f"{100 * gain_pq / gain_ft:.0f}%", bool(gain_pq >= 0.8 * gain_ft)))
+        for kind in ("pq", "residual"):
+            speed = s["full_finetune"]["train_seconds"] / max(s[f"adapted_{kind}"]["train_seconds"], 1e-3)
+            out.append((f"{r['dataset']}: {kind} tuning ≥ 20× faster than full fine-tuning", f"{speed:.0f}×", bool(speed >= 20)))
+            gain_ft = ndcg(r, "full_finetune") - ndcg(r, "frozen_flat")
+            gain = ndcg(r, f"adapted_{kind}") - ndcg(r, "frozen_flat")
+            name = f"{r['dataset']}: {kind} keeps ≥ 80% of full fine-tuning's nDCG@10 gain over frozen_flat"
+            if gain_ft <= 0:
+                out.append((name, f"no gain to keep (fine-tuning {100 * gain_ft:+.2f}, {kind} {100 * gain:+.2f} points)", None))
+            else:
+                out.append((name, f"{100 * gain:+.2f} of {100 * gain_ft:+.2f} points = {100 * gain / gain_ft:.0f}%", bool(gain >= 0.8 * gain_ft)))
         pq_share = s["adapted_pq"]["trainable_parameters"] / ENCODER_PARAMS
         out.append((f"{r['dataset']}: pq table ≤ 2% of encoder parameters", f"{100 * pq_share:.2f}%", bool(pq_share <= 0.02)))
         size = s["adapted_pq"]["artifact_bytes"]
@@ -118,18 +121,50 @@ def markdown(rows: list[dict], command: str) -> str:
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for name, value, ok in targets(rows):
         lines.append(f"| {name} | {value} | {'n/a' if ok is None else ('yes' if ok else 'no')} |")
+    lines += ["", "## Reading", "",
+              "- Training pairs are few (tens per collection) because SmolLM2-135M's queries mostly fail the round-trip "
+              "filter; differences under about one nDCG@10 point rest on a few dozen pairs and were not checked across seeds. No confidence "
+              "intervals are computed yet.",
+              "- `pq` and `vq` start at `frozen_pq` and carry PQ's compression loss (up to 4 points here); tuning on these "
+              "pairs does not win it back. `residual` starts at `frozen_flat` and is the only kind that never fell below "
+              "its start on average.",
+              "- Full fine-tuning ran at most 3 epochs (about 7 s per batch of 32 here); the tables early-stop on the "
+              "validation pairs, usually within a few epochs.",
+              "- The held-out-items row compares a pq table whose quantizer and tuning saw 80% of the items with the "
+              "adapted_pq row, over all queries (positive = points lost)."]
+    coll = ROOT / "benchmarks" / "results" / "collisions.json"
+    if coll.is_file():
+        c = json.loads(coll.read_text())
+        lines += ["", "## Collisions", "", f"`.venv/bin/python {c['command']}`: a deliberately coarse quantizer, a pq table tuned "
+                  "with and without a residual vector for the colliding items that carry synthetic queries.", "",
+                  "| dataset | M×K | items colliding | query mass colliding | residual items | train MRR@10 without / with | nDCG@10 without / with |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in c["runs"]:
+            a, b = r["without"], r["with"]
+            lines.append(f"| {r['dataset']} | {r['m']}×{r['k']} | {100 * r['collision_rate']:.1f}% | {100 * r['collision_rate_by_query_mass']:.1f}% | "
+                         f"{b['residual_items']} | {a['train_mrr@10']:.3f} / {b['train_mrr@10']:.3f} | {a['ndcg@10']:.4f} / {b['ndcg@10']:.4f} |")
+        at_default = ", ".join(f"{r['dataset']} {100 * r['collision_rate']:.1f}% of items (K={r['pq_k']}, {r['collision_residuals']} given a residual)" for r in rows)
+        lines += ["", "The residuals make the colliding training items separable (train MRR@10 → 1.0) but do not help the "
+                  "real queries (nDCG@10 drops slightly): at this data scale they fit the synthetic queries. With the "
+                  f"default M=48 the adapted runs collide far less: {at_default}."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+")
+    parser.add_argument("datasets", nargs="*")
     parser.add_argument("--max-query-items", type=int, default=100)
+    parser.add_argument("--from-json", action="store_true", help="only rewrite docs/benchmarks.md from benchmarks/results/table.json")
     args = parser.parse_args()
-    rows = [run_dataset(name, args.max_query_items) for name in args.datasets]
-    command = f".venv/bin/python benchmarks/table.py {' '.join(args.datasets)} --max-query-items {args.max_query_items}"
-    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "table.json").write_text(json.dumps({"command": command, "runs": rows}, indent=2) + "\n")
+    results = ROOT / "benchmarks" / "results" / "table.json"
+    if args.from_json:
+        saved = json.loads(results.read_text())
+        rows, command = saved["runs"], saved["command"]
+    else:
+        rows = [run_dataset(name, args.max_query_items) for name in args.datasets]
+        command = f".venv/bin/python benchmarks/table.py {' '.join(args.datasets)} --max-query-items {args.max_query_items}"
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps({"command": command, "runs": rows}, indent=2) + "\n")
     (ROOT / "docs").mkdir(exist_ok=True)
     text = markdown(rows, command)
     (ROOT / "docs" / "benchmarks.md").write_text(text)
