@@ -78,7 +78,7 @@ def adapt(
     from retable.agent.prompts import Prompts
     from retable.files import check_corpus_path, read_description
 
-    text = read_description(description, sys.stdin.read() if description == "-" else None)
+    text = read_description(description, sys.stdin.buffer.read() if description == "-" else None)
     if corpus is not None:
         check_corpus_path(corpus)
     cfg = build_config(
@@ -138,7 +138,27 @@ def search(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a usage mistake (unknown option, a value of the wrong type) is one line, exit 2."""
+    try:  # typer >= 0.25 ships its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:
+        from click import exceptions as click_errors
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="retable", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "retable --help", err=True)
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "retable"
+        typer.echo(f"error: {exc.format_message()} — see `{where} --help`", err=True)
+        sys.exit(2)
+    except click_errors.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click_errors.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

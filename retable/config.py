@@ -24,6 +24,8 @@ class RunConfig(BaseModel):
     llm: Literal["embedded", "openai", "langchain"] = "embedded"
     base_url: str | None = None
     model: str | None = None
+    llm_timeout: float = Field(120.0, gt=0, description="seconds one remote LLM request may take")
+    llm_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) of a remote request on 429, 5xx, timeouts")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(384, ge=16, le=8192)
     max_retries: int = Field(2, ge=0, le=10, description="extra tries for an invalid LLM reply")

@@ -62,23 +62,33 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def read_description(source: str, stdin_text: str | None = None) -> str:
-    """The domain description from a file path, or from stdin when `source` is '-'."""
+MAX_DESCRIPTION_CHARS = 20_000  # the description goes into every prompt of a 2k-token model
+
+
+def read_description(source: str, stdin: bytes | str | None = None) -> str:
+    """The domain description from a file path, or from stdin (bytes or text) when `source` is '-'."""
     if source == "-":
-        text = stdin_text or ""
-        where = "stdin"
+        raw, where = stdin or b"", "stdin"
     else:
         path = Path(source)
         if not path.is_file():
             raise UserError(f"description file {source} not found — pass a text file describing the domain, or - for stdin")
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read description {source} ({exc.__class__.__name__}) — save it as UTF-8 text") from None
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read description {source} ({exc.strerror}) — check the path and its permissions") from None
         where = source
+    try:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"description from {where} is not UTF-8 text — save it as UTF-8") from None
     text = text.strip()
     if not text:
         raise UserError(f"description from {where} is empty — write a few sentences about the domain and its users")
+    if "\x00" in text:
+        raise UserError(f"description from {where} looks binary (it holds NUL bytes) — pass a plain text file")
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise UserError(f"description from {where} has {len(text):,} characters — keep it under {MAX_DESCRIPTION_CHARS:,}; a few sentences are enough (pass your documents with --corpus)")
     return text
 
 

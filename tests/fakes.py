@@ -26,8 +26,11 @@ class Responder:
     def __init__(self):
         self.n = 0
 
-    def __call__(self, messages, schema) -> str:
+    def __call__(self, messages, schema, seed: int | None = None) -> str:
+        """With `seed` (the fake server passes the request's), the reply depends on the request
+        alone, not on the order of calls: a resumed run gets the same replies."""
         self.n += 1
+        base = self.n if seed is None else seed % 100_000
         user = messages[-1]["content"]
         title = schema.get("title")
         if title == "BriefReply":
@@ -40,7 +43,7 @@ class Responder:
             words = WORDS.get(topic, topic.split())
             items = []
             for j in range(3):
-                k = self.n * 3 + j
+                k = base * 3 + j
                 a, b, c = words[k % len(words)], words[(k + 2) % len(words)], words[(k + 3) % len(words)]
                 items.append({"title": f"{topic} study {k}", "text": f"This study {k} of {topic} measured {a} and {b} in {c} samples, finding effect {k}."})
             return json.dumps({"items": items})

@@ -5,6 +5,8 @@ whose output file is missing or altered is recomputed, never silently used."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -12,6 +14,16 @@ from typing import Callable
 from retable.agent.llm import UsageLog
 from retable.files import sha256_file, write_json
 from retable.records import StageUsage
+
+
+FAULT_ENV = "RETABLE_FAULT"  # testing only: "STAGE:start" or "STAGE:written" kills the process there
+
+
+def _fault_point(stage: str, point: str) -> None:
+    """Crash tests kill the process at exact points (before a stage, or after its files are written
+    but before the manifest records them) to prove that a rerun resumes correctly."""
+    if os.environ.get(FAULT_ENV) == f"{stage}:{point}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunState:
@@ -42,9 +54,11 @@ class RunState:
             return
         self.usage.stage = name
         self.usage.by_stage[name] = StageUsage()
+        _fault_point(name, "start")
         start = time.perf_counter()
         compute()
         seconds = time.perf_counter() - start
+        _fault_point(name, "written")
         u = self.usage.by_stage[name]
         self.stages[name] = {
             "key": key,

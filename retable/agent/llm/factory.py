@@ -14,7 +14,7 @@ def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
     if config.llm == "openai":
         from retable.agent.llm.openai_compat import OpenAICompatLLM
 
-        llm = OpenAICompatLLM(config.model, config.base_url, api_key)
+        llm = OpenAICompatLLM(config.model, config.base_url, api_key, timeout=config.llm_timeout, max_retries=config.llm_retries)
         llm.check_reachable()
         return llm
     from retable.agent.llm.langchain_chat import LangChainLLM

@@ -34,6 +34,7 @@ class OpenAICompatLLM(LLM):
         self.base_url = base_url
         self._openai = openai
         self._client = openai.OpenAI(base_url=base_url, api_key=resolve_api_key(api_key), timeout=timeout, max_retries=max_retries)
+        self._timeout, self._retries = timeout, max_retries
         self._mode = "json_schema"  # falls back to llama.cpp-style json_object + schema when refused
 
     def _where(self) -> str:
@@ -73,7 +74,14 @@ class OpenAICompatLLM(LLM):
                     self._mode = "json_object"
                     continue
                 raise self._status_error(exc) from None
+            except self._openai.APITimeoutError:
+                raise UserError(f"the LLM at {self._where()} did not answer within {self._timeout:g} s, {self._retries} retries included — check the server or raise llm_timeout; finished calls are cached") from None
             except self._openai.APIConnectionError:
                 raise UserError(f"no LLM reachable at {self._where()} — start one or drop --base-url to use the embedded model") from None
+            except self._openai.APIResponseValidationError:
+                out = None
+                break
+        if not getattr(out, "choices", None):
+            raise UserError(f"the server at {self._where()} did not answer with an OpenAI chat completion — check that --base-url is an OpenAI-compatible /v1 endpoint; finished calls are cached")
         usage = out.usage
         return Reply(out.choices[0].message.content or "", usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)

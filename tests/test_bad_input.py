@@ -1,0 +1,118 @@
+"""Bad user input, end to end through the CLI: one line naming the problem, exit code 2, no
+traceback. The table of cases and messages is docs/reliability.md; regenerate it with
+RETABLE_WRITE_DOCS=1 pytest tests/test_bad_input.py (the test fails when the doc drifts)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DESCRIPTION
+from fakes import Responder
+
+from retable.agent.llm.fake import FakeLLM
+from retable.agent.pipeline import run_adapt
+from retable.config import RunConfig
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+GOOD = "Support articles for a note-taking app. Users type short how-to questions."
+
+
+def _lines(*rows):
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _setup(tmp: Path) -> dict[str, list[str]]:
+    """Each case: the arguments of one `retable` call (files made under tmp)."""
+    (tmp / "good.txt").write_text(GOOD)
+    (tmp / "empty.txt").write_text("")
+    (tmp / "big.txt").write_text("word " * 210_000)
+    (tmp / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (tmp / "latin1.txt").write_bytes("caf\xe9 domain".encode("latin-1"))
+    corpora = {
+        "dup.jsonl": _lines({"id": "1", "text": "a"}, {"id": "1", "text": "b"}),
+        "noid.jsonl": _lines({"text": "a"}),
+        "notext.jsonl": _lines({"id": "1", "text": ""}),
+        "broken.jsonl": _lines({"id": "1", "text": "a"}) + '{"id": "2", "text": \n',
+    }
+    for name, text in corpora.items():
+        (tmp / name).write_text(text)
+    (tmp / "latin1.jsonl").write_bytes('{"id": "1", "text": "caf\xe9"}\n'.encode("latin-1"))
+    (tmp / "a-file").write_text("")
+    good, out = str(tmp / "good.txt"), str(tmp / "run")
+    return {
+        "empty description file": ["adapt", str(tmp / "empty.txt")],
+        "whitespace-only description on stdin": ["adapt", "-", "<stdin>   \n\t\n"],
+        "1 MB description": ["adapt", str(tmp / "big.txt")],
+        "binary description": ["adapt", str(tmp / "binary.txt")],
+        "description in Latin-1": ["adapt", str(tmp / "latin1.txt")],
+        "missing description file": ["adapt", str(tmp / "nope.txt")],
+        "corpus with duplicate ids": ["adapt", good, "--corpus", str(tmp / "dup.jsonl"), "--out", out],
+        "corpus line without id": ["adapt", good, "--corpus", str(tmp / "noid.jsonl"), "--out", out],
+        "corpus line with empty text": ["adapt", good, "--corpus", str(tmp / "notext.jsonl"), "--out", out],
+        "corpus with a broken JSON line": ["adapt", good, "--corpus", str(tmp / "broken.jsonl"), "--out", out],
+        "corpus in Latin-1": ["adapt", good, "--corpus", str(tmp / "latin1.jsonl"), "--out", out],
+        "missing corpus file": ["adapt", good, "--corpus", str(tmp / "nope.jsonl")],
+        "--out is an existing file": ["adapt", good, "--out", str(tmp / "a-file")],
+        "--out cannot be written": ["adapt", good, "--out", "/proc/retable-run"],
+        "non-numeric --seed": ["adapt", good, "--seed", "many"],
+        "unknown query format": ["adapt", good, "--formats", "keyword,shouting"],
+        "unknown table kind": ["adapt", good, "--table-kind", "hash"],
+        "unknown option": ["adapt", good, "--colour", "red"],
+        "unreachable --base-url": ["adapt", good, "--llm", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", out],
+        "adapter built for other encoder weights": ["search", str(tmp / "checksum-adapter"), "query"],
+        "adapter built for an encoder of another dimension": ["search", str(tmp / "dim-adapter"), "query"],
+        "eval of a folder without an adapter": ["eval", str(tmp), "--dataset", str(tmp)],
+        "eval with a --dataset that is not a BEIR folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "nope")],
+    }
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    run = tmp / "built"
+    run_adapt(DESCRIPTION, run, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=2), FakeLLM(Responder()), log=lambda m: None)
+    for name, field, value in (("checksum-adapter", "encoder_checksum", "0" * 64), ("dim-adapter", "encoder_dim", 768)):
+        shutil.copytree(run / "adapter", tmp / name)
+        meta = json.loads((tmp / name / "adapter.json").read_text())
+        meta[field] = value
+        (tmp / name / "adapter.json").write_text(json.dumps(meta))
+    results = {}
+    for name, args in _setup(tmp).items():
+        stdin = b""
+        if args[-1].startswith("<stdin>"):
+            stdin, args = args[-1][len("<stdin>"):].encode(), args[:-1]
+        r = subprocess.run([sys.executable, "-m", "retable.cli", *args], input=stdin, capture_output=True, timeout=120,
+                           env={**os.environ, "RETABLE_API_KEY": "x"})
+        results[name] = (r.returncode, r.stderr.decode("utf-8", "replace"), str(tmp))
+    return results
+
+
+def test_every_bad_input_is_one_line_and_exit_2(cases):
+    for name, (code, stderr, _) in cases.items():
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert code == 2, (name, stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, stderr)
+        assert "Traceback" not in stderr, name
+
+
+def _doc(cases) -> str:
+    rows = ["# Bad input: what retable says", "",
+            "Generated by `RETABLE_WRITE_DOCS=1 pytest tests/test_bad_input.py`; every case exits with code 2 and "
+            "prints exactly this one line on stderr (temporary paths shown as `<tmp>`).", "",
+            "| case | message |", "|---|---|"]
+    for name, (_, stderr, tmp) in cases.items():
+        message = stderr.strip().replace(tmp, "<tmp>").replace("|", "\\|")
+        rows.append(f"| {name} | {message} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_reliability_doc_matches_the_cases(cases):
+    text = _doc(cases)
+    if os.environ.get("RETABLE_WRITE_DOCS"):
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(text)
+    assert DOC.read_text() == text, "docs/reliability.md is stale: rerun with RETABLE_WRITE_DOCS=1"
