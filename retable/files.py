@@ -149,4 +149,7 @@ def write_npy(path: Path, array) -> None:
 def read_npy(path: Path):
     import numpy as np
 
-    return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError:
+        raise UserError(f"{path} is not a plain numeric array (it would need unpickling, which retable never does) — rebuild it") from None

@@ -22,6 +22,7 @@ class FakeOpenAI:
         self.answered = 0
         self.kill_pid: int | None = None
         self.kill_at: int | None = None
+        self.fail_after: int | None = None  # answer this many requests, then HTTP 500
         self.lock = threading.Lock()
         server = self
 
@@ -47,6 +48,8 @@ class FakeOpenAI:
                 if server.kill_at is not None and n == server.kill_at and server.kill_pid:
                     os.kill(server.kill_pid, signal.SIGKILL)
                     return
+                if server.fail_after is not None and server.answered >= server.fail_after:
+                    return self._send(500, b'{"error": {"message": "down"}}')
                 if server.mode == "429":
                     return self._send(429, b'{"error": {"message": "slow down"}}')
                 if server.mode == "500":
