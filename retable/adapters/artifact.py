@@ -80,8 +80,12 @@ class Adapter:
     def item_vectors(self, emb: np.ndarray, ids: list[str] | None = None, codes: np.ndarray | None = None) -> np.ndarray:
         """Vectors of items given their frozen embeddings; `ids` finds their collision residuals."""
         codes = self.quantizer.codes(emb) if codes is None else codes
-        rows = None if ids is None else np.array([self._row.get(i, len(self._row)) for i in ids], dtype=np.int64)
+        rows = None if ids is None else self.rows(ids)
         return self.table.item_vectors(codes, self.quantizer.rotate(emb), rows)
+
+    def rows(self, ids: list[str]) -> np.ndarray:
+        """Each id's row in the adapter (for its collision residual); unknown ids get no residual."""
+        return np.array([self._row.get(i, len(self._row)) for i in ids], dtype=np.int64)
 
     def query_vectors(self, q_emb: np.ndarray) -> np.ndarray:
         qcodes = self.quantizer.codes(q_emb) if self.table.uses_query_codes else None
@@ -114,8 +118,7 @@ class AdapterIndex:
             if a.table.kind in NEEDS_EMBEDDINGS:
                 raise UserError(f"adapter {a.folder} lacks item_emb.npy, which a {a.table.kind} table needs — rebuild it")
             emb = np.zeros((len(codes), a.quantizer.dim), dtype=np.float32)
-        rows = np.array([a._row.get(i, len(a._row)) for i in ids], dtype=np.int64)
-        return a.table.item_vectors(codes, a.quantizer.rotate(emb), rows)
+        return a.table.item_vectors(codes, a.quantizer.rotate(emb), a.rows(ids))
 
     def add(self, items: Iterable[Item | dict]) -> int:
         """Add items (Item, or dicts with id and text [and title]); returns how many were added."""

@@ -50,7 +50,7 @@ class RunPairs:
         self.config = config
 
 
-def table_system(kind: str, rp: RunPairs, adapter: Adapter, encoder, corpus_ids: list[str], corpus_emb: np.ndarray,
+def table_system(kind: str, rp: RunPairs, adapter: Adapter, corpus_ids: list[str], corpus_emb: np.ndarray,
                  q_emb: np.ndarray, qids: list[str], judged: dict) -> dict:
     quantizer = adapter.quantizer
     space = Space.build(quantizer, rp.item_emb, rp.query_emb, codes=adapter.codes)
@@ -92,7 +92,7 @@ def baseline_systems(run_dir: Path, adapter: Adapter, encoder, corpus: list[Item
     for kind in KINDS:
         log(f"baseline: {kind} table")
         name = kind if kind == "query_linear" else f"adapted_{kind}"
-        out[name] = table_system(kind, rp, adapter, encoder, corpus_ids, corpus_emb, q_emb, qids, judged)
+        out[name] = table_system(kind, rp, adapter, corpus_ids, corpus_emb, q_emb, qids, judged)
     tune = json.loads((run_dir / "tune.json").read_text())
     epochs = max(1, min(FINETUNE_MAX_EPOCHS, len(tune["history"]) - 1))
     log(f"baseline: full fine-tuning, {epochs} epoch(s)")
