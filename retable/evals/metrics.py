@@ -28,3 +28,11 @@ def evaluate(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]])
     per_query = evaluator.evaluate(run)
     n = len(qrels)
     return {name: sum(per_query.get(q, {}).get(key, 0.0) for q in qrels) / n for name, key in MEASURES.items()}
+
+
+def per_query_ndcg(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> np.ndarray:
+    """nDCG@10 of every judged query, in sorted query-id order (for paired comparisons)."""
+    import pytrec_eval
+
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    return np.array([per_query.get(q, {}).get("ndcg_cut_10", 0.0) for q in sorted(qrels)])
