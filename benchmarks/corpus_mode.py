@@ -21,13 +21,18 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 RETABLE = [sys.executable, "-m", "retable.cli"]
 
 
-def run_one(name: str, max_query_items: int) -> dict:
+def adapt_collection(name: str, max_query_items: int) -> tuple[Path, Path, float]:
+    """`retable adapt` in corpus mode on one collection; returns (dataset folder, run folder, seconds)."""
     data = DATASETS / name
     run_dir = ROOT / "runs" / f"bench-{name}"
     start = time.perf_counter()
     subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"),
                     "--out", str(run_dir), "--max-query-items", str(max_query_items)], check=True)
-    adapt_s = time.perf_counter() - start
+    return data, run_dir, time.perf_counter() - start
+
+
+def run_one(name: str, max_query_items: int) -> dict:
+    data, run_dir, adapt_s = adapt_collection(name, max_query_items)
     metrics_path = run_dir / "eval.json"
     subprocess.run([*RETABLE, "eval", str(run_dir), "--dataset", str(data), "--json", str(metrics_path)], check=True)
     audit = json.loads((run_dir / "audit.json").read_text())

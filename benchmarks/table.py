@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from corpus_mode import DATASETS, RETABLE, ROOT  # noqa: E402
+from corpus_mode import ROOT, adapt_collection  # noqa: E402
 
 from retable.adapters.artifact import Adapter  # noqa: E402
 from retable.adapters.quantizer import Quantizer  # noqa: E402
@@ -61,12 +59,7 @@ def held_out_items(run_dir: Path, data: Path, fraction: float = 0.2) -> dict:
 
 
 def run_dataset(name: str, max_query_items: int) -> dict:
-    data = DATASETS / name
-    run_dir = ROOT / "runs" / f"bench-{name}"
-    start = time.perf_counter()
-    subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"),
-                    "--out", str(run_dir), "--max-query-items", str(max_query_items)], check=True)
-    adapt_seconds = time.perf_counter() - start
+    data, run_dir, adapt_seconds = adapt_collection(name, max_query_items)
     systems = evaluate_run(run_dir, data, baselines=True, log=lambda m: print(m, file=sys.stderr))
     audit = json.loads((run_dir / "audit.json").read_text())
     return {"dataset": name, "adapt_seconds": round(adapt_seconds, 1), "kept_pairs": audit["kept"],
