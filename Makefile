@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/retable adapt examples/scifact-like.txt --out runs/demo
-	@echo "the report is in runs/demo/report.md (audit.json beside it)"
+	@echo "the report is in runs/demo/report.html (report.md and audit.json beside it)"
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -116,6 +116,22 @@ def eval_(
 
 @app.command()
 @user_errors
+def audit(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
+    probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, qrels/test.tsv): nDCG@10 before and after."),
+    judge_pairs: Optional[int] = typer.Option(None, help=f"Kept pairs the LLM judge reads. (default: the run's, {default('judge_pairs')} for new runs)"),
+    api_key: Optional[str] = typer.Option(None, help="API key for a remote judge (or RETABLE_API_KEY / OPENAI_API_KEY)."),
+) -> None:
+    """Audit a finished run again (optionally against real --probe queries): verdict, audit.json, report.md, report.html."""
+    from retable.evals.audit_run import audit_run
+
+    report, verdict = audit_run(run_dir, probe=probe, judge_pairs=judge_pairs, api_key=api_key, log=_log)
+    typer.echo(f"verdict: {verdict}")
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+@user_errors
 def search(
     run_dir: Path = typer.Argument(..., help="A run folder (or its adapter/ folder)."),
     query: str = typer.Argument(..., help="The query text."),

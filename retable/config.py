@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from retable.errors import UserError
+from retable.evals.thresholds import AuditThresholds
 
 QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
 
@@ -32,6 +33,7 @@ class RunConfig(BaseModel):
     n_subtopics: int = Field(8, ge=1, le=50)
     items_per_subtopic: int = Field(6, ge=1, le=50)
     query_formats: list[str] = Field(default_factory=lambda: ["keyword", "question"], min_length=2)
+    holdout_formats: list[str] = Field(default_factory=list, description="query formats kept out of tuning, measured by the audit")
     max_query_items: int = Field(200, ge=1, description="items (sampled) that get synthetic queries")
     filter_top_k: int = Field(10, ge=1)
     pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
@@ -47,14 +49,22 @@ class RunConfig(BaseModel):
     hard_negatives: int = Field(8, ge=0)
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads (plus as many dropped pairs and mismatched controls)")
+    audit: AuditThresholds = Field(default_factory=AuditThresholds)
 
-    @field_validator("query_formats")
+    @field_validator("query_formats", "holdout_formats")
     @classmethod
     def _known_formats(cls, v: list[str]) -> list[str]:
         unknown = sorted(set(v) - set(QUERY_FORMATS))
         if unknown:
             raise ValueError(f"unknown query formats {unknown}; choose from {list(QUERY_FORMATS)}")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _holdout_leaves_one(self) -> "RunConfig":
+        if set(self.query_formats) <= set(self.holdout_formats):
+            raise ValueError("holdout_formats must leave at least one of query_formats for tuning")
+        return self
 
     def subset(self, *names: str) -> dict:
         return {n: getattr(self, n) for n in names}

@@ -24,3 +24,17 @@ def encoder():
 
 
 DESCRIPTION = "Biomedical research abstracts. Users type short scientific claims and want the supporting abstracts."
+
+
+AUDIT_CONFIG = dict(n_subtopics=6, items_per_subtopic=16, epochs=8, patience=3)  # 96 fake items, ~120 kept pairs
+
+
+@pytest.fixture(scope="session")
+def finished_audit_run(tmp_path_factory):
+    """One finished run on the fake LLM, large enough for the audit's checks to judge (shared, read-only)."""
+    from retable.agent.pipeline import run_adapt
+    from retable.config import RunConfig
+
+    run_dir = tmp_path_factory.mktemp("audit-run")
+    run_adapt(DESCRIPTION, run_dir, RunConfig(**AUDIT_CONFIG), FakeLLM(Responder()), log=lambda m: None)
+    return run_dir

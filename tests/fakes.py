@@ -16,6 +16,11 @@ WORDS = {
     "sleep and memory": "hippocampus insomnia consolidation dream melatonin recall".split(),
 }
 
+# words shared by every topic, so items differ by more than their topic words
+GENERIC = ("mice adults children twins nurses smokers athletes veterans infants elderly women men patients donors "
+           "volunteers cells organoids biopsies rats zebrafish").split()
+OUTCOMES = "rose fell doubled halved stalled varied recovered persisted vanished shifted".split()
+
 
 def _tag(text: str, tag: str) -> str:
     found = re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.S)
@@ -45,7 +50,8 @@ class Responder:
             for j in range(3):
                 k = base * 3 + j
                 a, b, c = words[k % len(words)], words[(k + 2) % len(words)], words[(k + 3) % len(words)]
-                items.append({"title": f"{topic} study {k}", "text": f"This study {k} of {topic} measured {a} and {b} in {c} samples, finding effect {k}."})
+                who, how = GENERIC[(7 * k) % len(GENERIC)], OUTCOMES[(3 * k) % len(OUTCOMES)]
+                items.append({"title": f"{topic} study {k}", "text": f"This study {k} of {topic} measured {a} and {b} in {c} samples from {who}; {a} {how}, finding effect {k}."})
             return json.dumps({"items": items})
         if title == "QueriesReply":
             doc = _tag(user, "document").split()
@@ -56,4 +62,9 @@ class Responder:
                 else:
                     out[f] = f"{' '.join(doc[:4])} {doc[-7]}"
             return json.dumps(out)
+        if title == "JudgeReply":  # a toy judge: answerable when most query words occur in the document
+            query, doc = _tag(user, "query").lower(), _tag(user, "document").lower()
+            words = [w.strip("?.,") for w in query.split() if len(w.strip("?.,")) > 3]
+            share = sum(w in doc for w in words) / max(1, len(words))
+            return json.dumps({"reason": f"{share:.0%} of the query words are in the document", "answerable": share >= 0.6})
         raise AssertionError(f"unexpected schema {title}")

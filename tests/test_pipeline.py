@@ -32,8 +32,9 @@ def test_pipeline_runs_in_under_a_minute_and_writes_every_output(finished_run):
     for name in ["brief.json", "items.jsonl", "queries.jsonl", "pairs.kept.jsonl", "pairs.dropped.jsonl", "audit.json",
                  "adapter/table.safetensors", "adapter/quantizer.faiss", "adapter/adapter.json", "adapter/codes.npy", "adapter/item_ids.json"]:
         assert (run_dir / name).is_file(), name
-    text = report.read_text()
-    assert "Held-out synthetic pairs" in text and "encoder weights unchanged: **yes**" in text
+    assert report.name == "report.html" and "<section id=\"verdict\">" in report.read_text()
+    text = (run_dir / "report.md").read_text()
+    assert "## Verdict" in text and "Held-out synthetic pairs" in text and "encoder weights unchanged: **yes**" in text
 
 
 def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
@@ -43,13 +44,18 @@ def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
     assert audit["n_items"] == 36 and audit["n_queries"] == 72
     assert audit["kept"] + sum(audit["dropped_by_reason"].values()) == 72
     assert set(audit["kept_by_format"]) == {"keyword", "question"}
-    assert audit["encoder_unchanged"] and audit["encoder_checksum_before"] == audit["encoder_checksum_after"]
-    assert audit["table_parameters"] == 48 * audit["pq_k"] * 8 + 384 * audit["collision_residuals"]
-    assert 0 <= audit["collision_rate"] <= 1 and audit["collision_residuals"] <= 64
+    enc = audit["encoder"]
+    assert enc["unchanged"] and enc["checksum_before"] == enc["checksum_after"] == enc["checksum_now"]
+    tune = json.loads((run_dir / "tune.json").read_text())
+    assert audit["tuned"]["table_parameters"] == 48 * audit["tuned"]["pq_k"] * 8 + 384 * tune["collision_residuals"]
+    assert 0 <= audit["codebook"]["collision_rate"] <= 1
     assert audit["held_out"]["n_pairs"] > 0
     assert audit["cost_by_stage"]["queries"]["calls"] == 36
     assert audit["cost_by_stage"]["brief"]["calls"] == 1
-    assert len(llm.history) == 1 + 12 + 36
+    judged = audit["cost_by_stage"]["judge"]["calls"]
+    assert judged == len(audit["faithfulness"]["judge"]["judged"]) and 8 <= judged <= 24
+    assert len(llm.history) == 1 + 12 + 36 + judged
+    assert audit["verdict"] in ("red", "amber", "green") and audit["findings"]
 
 
 def test_every_query_carries_its_format_label_to_the_kept_pairs(finished_run):
@@ -64,7 +70,7 @@ def test_rerun_skips_every_stage_and_makes_no_llm_call(finished_run):
     logs = []
     run_adapt(DESCRIPTION, run_dir, CONFIG, llm, log=logs.append)
     assert llm.history == []
-    assert all("skipped" in line for line in logs) and len(logs) == 10
+    assert all("skipped" in line for line in logs) and len(logs) == 11
 
 
 def test_changing_a_tuning_setting_reruns_only_tune_and_after(finished_run, tmp_path):
@@ -103,7 +109,7 @@ def test_corpus_mode_uses_the_users_items(tmp_path):
     run_adapt(DESCRIPTION, tmp_path / "run", CONFIG.model_copy(update={"max_query_items": 20}), llm, corpus=corpus, log=lambda m: None)
     audit = json.loads((tmp_path / "run" / "audit.json").read_text())
     assert audit["mode"] == "corpus" and audit["n_items"] == 40 and audit["n_queries"] == 40
-    assert len(llm.history) == 1 + 20
+    assert len([h for h in llm.history if h["schema"].get("title") != "JudgeReply"]) == 1 + 20
 
 
 def _beir_from_run(run_dir, folder, n_queries=20):

@@ -11,6 +11,7 @@ VARIABLES = {
     "brief": dict(description="Recipes. Users search by dish.", n_subtopics=4),
     "items": dict(description="Recipes.", subtopic="soups", item_kind="recipe", n_items=3),
     "queries": dict(formats=list(QUERY_FORMATS), persona_name="cook", persona_intent="a soup", item_text="Leek soup."),
+    "judge": dict(query="leek soup", document="Leek soup."),
 }
 
 

@@ -31,6 +31,9 @@ def build_codes(run_dir: Path, items: list[Item], item_emb: np.ndarray, config: 
 def tune(run_dir: Path, items: list[Item], queries: list[Query], item_emb: np.ndarray, query_emb: np.ndarray,
          kept: list[Pair], encoder, config: RunConfig) -> None:
     splits = split_by_item(kept, config.val_fraction, config.test_fraction, config.seed)
+    held = set(config.holdout_formats)  # measured by the audit, never tuned on
+    splits["train"] = [p for p in splits["train"] if p.format not in held]
+    splits["val"] = [p for p in splits["val"] if p.format not in held]
     write_json(run_dir / "splits.json", {name: [p.query_id for p in ps] for name, ps in splits.items()})
     q_row = {q.id: i for i, q in enumerate(queries)}
     i_row = {it.id: i for i, it in enumerate(items)}

@@ -16,7 +16,7 @@ from retable.agent.queries import write_queries
 from retable.agent.runstate import RunState
 from retable.config import RunConfig
 from retable.errors import UserError
-from retable.files import fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
+from retable.files import atomic_write_text, fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
 from retable.records import DomainBrief, Item, Pair, Query
 
 
@@ -48,7 +48,7 @@ class _Lazy:
 
 def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, corpus: Path | None = None,
               prompts: Prompts | None = None, log: Callable[[str], None] = print) -> Path:
-    """Run every stage; return the path of report.md."""
+    """Run every stage; return the path of report.html."""
     prepare_run_dir(run_dir)
     corpus_items = load_corpus(corpus) if corpus is not None else None  # bad input fails before any LLM call
     prompts = prompts or Prompts()
@@ -58,6 +58,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     client = LLMClient(llm, cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries, usage=usage)
     encoder = _Lazy(config.encoder)
     write_json(run_dir / "config.json", config.model_dump())
+    atomic_write_text(run_dir / "description.txt", description)  # `retable audit` reads it back
     llm_id = [llm.backend, llm.model, config.temperature, config.max_tokens, config.max_retries]
     p = lambda name: run_dir / name  # noqa: E731
 
@@ -116,15 +117,17 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     state.run("codes", k_codes, table_stages.CODES_FILES, lambda: table_stages.build_codes(run_dir, items, item_emb, config))
 
     k_tune = fingerprint(["tune", k_filter, k_codes, config.encoder, config.subset(
-        "seed", "table_kind", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size", "hard_negatives", "val_fraction", "test_fraction")])
+        "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size", "hard_negatives", "val_fraction", "test_fraction")])
     state.run("tune", k_tune, table_stages.TUNE_FILES,
               lambda: table_stages.tune(run_dir, items, queries, item_emb, query_emb, kept, encoder.get(), config))
 
-    from retable.evals.audit_stage import write_audit, write_report
+    from retable.evals import audit_stage
 
-    k_audit = fingerprint(["audit", k_tune, config.filter_top_k])
-    state.run("audit", k_audit, ["audit.json"], lambda: write_audit(
-        run_dir, corpus is not None, items, queries, query_emb, item_emb, state, encoder.get(), config.filter_top_k))
-    state.run("report", fingerprint(["report", k_audit]), ["report.md"], lambda: write_report(run_dir))
+    k_judge = fingerprint(["judge", k_filter, llm_id, config.subset("seed", "judge_pairs"), config.audit.judge_informative, prompts.source_hash("judge")])
+    state.run("judge", k_judge, ["judge.json"], lambda: audit_stage.write_judge(run_dir, client, prompts, config))
+    k_audit = fingerprint(["audit", k_tune, k_judge, description, config.filter_top_k, config.audit.model_dump()])
+    state.run("audit", k_audit, ["audit.json"], lambda: audit_stage.write_audit(
+        run_dir, config, encoder.get(), state.usage_by_stage(), state.seconds_by_stage(), log=log))
+    state.run("report", fingerprint(["report", k_audit]), audit_stage.REPORT_FILES, lambda: audit_stage.write_report(run_dir))
     cache.close()
-    return p("report.md")
+    return p("report.html")

@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from retable.agent.llm.base import Message
 from retable.errors import UserError
 
-TASKS = ("brief", "items", "queries")
+TASKS = ("brief", "items", "queries", "judge")
 
 
 def _packaged(name: str) -> str | None:

@@ -1,19 +1,34 @@
-"""The audit of one run: what was kept and dropped, held-out retrieval frozen vs adapted, what was
-tuned, proof that the encoder did not change, and what it cost. Written as audit.json."""
+"""audit.json: what the adaptation gained and what it cost. Every field is described in
+docs/audit.md (generated from these models: `Audit.model_json_schema()`)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from retable.adapters.tune import mrr_at_k, recall_at_k
+from retable.evals.codebook import Codebook
+from retable.evals.drift import Drift
+from retable.evals.faithfulness import DomainCheck, JudgeSummary
 from retable.records import DroppedPair, Pair, StageUsage
+
+SCHEMA_VERSION = 1
+Level = Literal["red", "amber", "green"]
+
+
+class Finding(BaseModel):
+    level: Level
+    check: str = Field(description="which check raised it, e.g. format_regression")
+    title: str
+    evidence: str = Field(description="the measured numbers behind it")
+    threshold: str = Field(description="the threshold it was held against, and its config name")
 
 
 class SliceMetrics(BaseModel):
-    """One slice of held-out pairs: recall@10 and MRR@10 per system (frozen_flat, frozen_pq, adapted)."""
+    """One slice of held-out pairs: recall@10 and MRR@10 per system."""
 
     n_pairs: int
     recall_at_10: dict[str, float]
@@ -21,45 +36,85 @@ class SliceMetrics(BaseModel):
 
 
 class HeldOut(BaseModel):
-    n_pairs: int
+    before: str = Field(description="the untuned system the adapted one is compared with: frozen_pq for pq/vq tables, frozen_flat for residual/query_linear")
+    n_pairs: int = Field(description="test-split pairs (items never tuned on) plus every pair of a format that had no training pairs")
     all: SliceMetrics | None
     by_format: dict[str, SliceMetrics]
 
 
-class Audit(BaseModel):
-    """audit.json. Recalls are on held-out synthetic pairs whose items were not used for tuning."""
+class Unsupported(BaseModel):
+    n_queries: int
+    share: float = Field(description="share of kept queries with a number or name their item lacks")
+    examples: list[dict]
 
-    mode: str
+
+class Faithfulness(BaseModel):
+    judge: JudgeSummary | None = Field(description="None when judge_pairs is 0")
+    retriever_agreement: float
+    unsupported: Unsupported
+    domain: DomainCheck
+
+
+class Probe(BaseModel):
+    dataset: str
+    ndcg_at_10: dict[str, float]
+    recall_at_100: dict[str, float]
+
+
+class Tuned(BaseModel):
+    table_kind: str
+    quantizer: str
+    pq_m: int
+    pq_k: int
+    table_parameters: int
+    encoder_parameters: int
+    artifact_bytes: int
+    best_epoch: int
+    initial_val_mrr: float
+    best_val_mrr: float
+    seconds: float
+    train_pairs: int
+    val_pairs: int
+    history: list[dict]
+
+
+class EncoderProof(BaseModel):
+    name: str
+    checksum_before: str = Field(description="sha256 of the encoder weights before tuning")
+    checksum_after: str = Field(description="after tuning")
+    checksum_now: str = Field(description="when the audit ran")
+    unchanged: bool
+
+
+class Audit(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    run: str
+    mode: Literal["corpus", "description-only"]
+    verdict: Level = Field(description="the worst finding's level")
+    findings: list[Finding]
     n_items: int
     n_queries: int
     filter_top_k: int
     kept: int
     dropped_by_reason: dict[str, int]
     kept_by_format: dict[str, int]
+    train_by_format: dict[str, int]
+    holdout_formats: list[str]
+    faithfulness: Faithfulness
     held_out: HeldOut
-    table_kind: str
-    quantizer: str
-    collision_rate: float
-    collision_rate_by_query_mass: float
-    collision_residuals: int
-    pq_m: int
-    pq_k: int
-    table_parameters: int
-    encoder_parameters: int
-    encoder: str
-    encoder_checksum_before: str
-    encoder_checksum_after: str
-    encoder_unchanged: bool
-    tuning: dict
+    drift: Drift
+    probe: Probe | None
+    codebook: Codebook
+    tuned: Tuned
+    encoder: EncoderProof
     cost_by_stage: dict[str, StageUsage]
     seconds_by_stage: dict[str, float]
 
 
-def held_out_recall(test: list[Pair], pos: np.ndarray, systems: dict[str, tuple[np.ndarray, np.ndarray]]) -> HeldOut:
-    """Recall@10 and MRR@10 of each system (its test-query vectors, its item vectors), overall and
-    per query format."""
+def held_out_metrics(test: list[Pair], pos: np.ndarray, systems: dict[str, tuple[np.ndarray, np.ndarray]], before: str) -> HeldOut:
+    """Recall@10 and MRR@10 of each system (its query vectors, its item vectors), overall and per format."""
     if not test:
-        return HeldOut(n_pairs=0, all=None, by_format={})
+        return HeldOut(before=before, n_pairs=0, all=None, by_format={})
 
     def metrics(mask: np.ndarray) -> SliceMetrics:
         scores = {name: q[mask] @ vecs.T for name, (q, vecs) in systems.items()}
@@ -70,11 +125,8 @@ def held_out_recall(test: list[Pair], pos: np.ndarray, systems: dict[str, tuple[
         )
 
     formats = np.array([p.format for p in test])
-    return HeldOut(
-        n_pairs=len(test),
-        all=metrics(np.ones(len(test), dtype=bool)),
-        by_format={f: metrics(formats == f) for f in sorted(set(formats))},
-    )
+    return HeldOut(before=before, n_pairs=len(test), all=metrics(np.ones(len(test), dtype=bool)),
+                   by_format={f: metrics(formats == f) for f in sorted(set(formats))})
 
 
 def pair_counts(kept: list[Pair], dropped: list[DroppedPair]) -> dict:

@@ -1,0 +1,202 @@
+"""The audit's checks one by one: each finding fires on its side of the threshold and not on the
+other, checks with too little data judge nothing, and `retable audit` redoes a run's audit."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import AUDIT_CONFIG
+
+from retable.agent.llm import LLMClient, UsageLog
+from retable.agent.llm.cache import CallCache
+from retable.agent.llm.fake import FakeLLM
+from retable.agent.prompts import Prompts
+from retable.config import RunConfig
+from retable.evals.audit import Audit
+from retable.evals.codebook import audit_codebook, popularity_bins, utilisation
+from retable.evals.drift import overlap_at_k, spread
+from retable.evals.faithfulness import domain_check, judge_pairs, retriever_agreement
+from retable.evals.findings import judge_audit
+from retable.evals.planted import plant
+from retable.files import read_records
+from retable.records import DroppedPair, Item, Pair
+
+T = RunConfig().audit
+SCHEMA_DOC = Path(__file__).parent.parent / "docs" / "audit.schema.json"
+
+
+@pytest.fixture
+def audit(finished_audit_run) -> Audit:
+    return Audit.model_validate_json((finished_audit_run / "audit.json").read_text())
+
+
+def levels(a: Audit) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in judge_audit(a, T)[1]:
+        out.setdefault(f.check, set()).add(f.level)
+    return out
+
+
+def test_clean_fake_run_is_green(audit):
+    assert audit.verdict == "green", [f for f in audit.findings if f.level != "green"]
+    assert {"held_out", "retriever_agreement", "judge", "off_domain", "drift", "collapse", "encoder", "collisions"} <= set(levels(audit))
+
+
+def test_format_slice_drop_is_amber_then_red_and_says_the_average_rose(audit):
+    s = audit.held_out.by_format["keyword"]
+    assert s.n_pairs >= T.min_pairs
+    audit.held_out.all.mrr_at_10["adapted"] = audit.held_out.all.mrr_at_10["frozen_pq"] + 0.02
+    for drop, want in [(0.04, None), (0.06, "amber"), (0.16, "red")]:
+        s.mrr_at_10["adapted"] = s.mrr_at_10["frozen_pq"] - drop
+        found = [f for f in judge_audit(audit, T)[1] if f.check == "format_regression"]
+        assert [f.level for f in found] == ([want] if want else [])
+        if want:
+            assert "while the average rose" in found[0].title and f"{-drop:+.3f}" in found[0].evidence
+
+
+def test_small_slices_judge_nothing(audit):
+    s = audit.held_out.by_format["keyword"]
+    s.n_pairs = T.min_pairs - 1
+    s.mrr_at_10["adapted"] = 0.0
+    assert "format_regression" not in levels(audit)
+    audit.held_out.n_pairs = 3
+    assert levels(audit)["held_out"] == {"amber"}  # too few to measure: said, not judged
+
+
+@pytest.mark.parametrize("field,value,check,want", [
+    ("retriever_agreement", 0.95, "retriever_agreement", "green"),
+    ("retriever_agreement", 0.8, "retriever_agreement", "amber"),
+    ("retriever_agreement", 0.5, "retriever_agreement", "red"),
+    ("spread_ratio", 0.7, "collapse", "green"),
+    ("spread_ratio", 0.5, "collapse", "amber"),
+    ("spread_ratio", 0.1, "collapse", "red"),
+    ("overlap_untuned_adapted", 0.3, "drift", "amber"),
+    ("overlap_untuned_adapted", 0.1, "drift", "red"),
+    ("indistinct_rate_by_query_mass", 0.1, "collisions", "amber"),
+    ("indistinct_rate_by_query_mass", 0.3, "collisions", "red"),
+    ("share", 0.12, "off_domain", "amber"),
+    ("share", 0.25, "off_domain", "red"),
+])
+def test_each_threshold_bands_its_finding(audit, field, value, check, want):
+    owner = {"retriever_agreement": audit.faithfulness, "spread_ratio": audit.drift, "overlap_untuned_adapted": audit.drift,
+             "indistinct_rate_by_query_mass": audit.codebook, "share": audit.faithfulness.domain}[field]
+    setattr(owner, field, value)
+    assert levels(audit)[check] == {want}
+
+
+def test_a_changed_encoder_is_red(audit):
+    audit.encoder.unchanged = False
+    assert judge_audit(audit, T)[0] == "red"
+
+
+def test_a_judge_that_says_yes_to_everything_is_not_trusted(finished_audit_run, tmp_path):
+    llm = FakeLLM(lambda messages, schema: json.dumps({"reason": "looks fine", "answerable": True}))
+    client = LLMClient(llm, CallCache(tmp_path / "c.sqlite"), temperature=0.7, max_tokens=64, max_retries=0, usage=UsageLog())
+    kept = read_records(finished_audit_run / "pairs.kept.jsonl", Pair)
+    dropped = read_records(finished_audit_run / "pairs.dropped.jsonl", DroppedPair)
+    items = read_records(finished_audit_run / "items.jsonl", Item)
+    summary = judge_pairs(client, Prompts(), kept, dropped, items, 8, seed=1, informative_gap=T.judge_informative)
+    assert summary.yes_kept == summary.yes_control == summary.yes_control_match == 1.0
+    assert not summary.informative
+    audit = Audit.model_validate_json((finished_audit_run / "audit.json").read_text())
+    audit.faithfulness.judge = summary
+    judge = [f for f in judge_audit(audit, T)[1] if f.check == "judge"]
+    assert judge[0].level == "amber" and "not evidence" in judge[0].title
+
+
+def test_invalid_judge_replies_are_counted_not_fatal(finished_audit_run, tmp_path):
+    client = LLMClient(FakeLLM(lambda m, s: "not json"), CallCache(tmp_path / "c.sqlite"), temperature=0.7, max_tokens=64, max_retries=1, usage=UsageLog())
+    kept = read_records(finished_audit_run / "pairs.kept.jsonl", Pair)
+    items = read_records(finished_audit_run / "items.jsonl", Item)
+    summary = judge_pairs(client, Prompts(), kept, [], items, 4, seed=1, informative_gap=0.25)
+    assert summary.invalid == len(summary.judged) > 0 and summary.yes_kept is None
+
+
+def test_codebook_measures():
+    uniform = np.array([[0, 1], [1, 0], [2, 3], [3, 2]])
+    assert utilisation(uniform, 4).tolist() == [1.0, 1.0]
+    assert utilisation(np.zeros((5, 2), dtype=int), 4).tolist() == [0.0, 0.0]
+    mass = np.array([5, 0, 3, 1, 0])
+    collide = np.array([True, False, True, False, False])
+    bins = popularity_bins(mass, collide, collide)
+    assert [(b.ranks, b.items, b.collision_rate) for b in bins] == [("1-3", 3, 2 / 3), ("no queries", 2, 0.0)]
+    codes = np.array([[1, 1], [1, 1], [2, 2]])
+    vectors = np.array([[1.0, 0], [1.0, 0], [0, 1.0]])
+    c = audit_codebook(codes, 4, vectors, np.array([3.0, 1.0, 0.0]))
+    assert c.collision_rate == pytest.approx(2 / 3) and c.indistinct_rate_by_query_mass == 1.0
+
+
+def test_drift_measures():
+    rng = np.random.default_rng(0)
+    items, q = rng.standard_normal((50, 8)), rng.standard_normal((10, 8))
+    assert overlap_at_k(q, items, q, items) == 1.0
+    assert overlap_at_k(q, items, q, -items) < 0.5
+    assert spread(np.ones((5, 3))) == pytest.approx(0.0, abs=1e-9) and spread(np.eye(4)) > 0.4
+
+
+def test_retriever_agreement_counts_pairs_outside_the_top_k():
+    items = np.eye(4, dtype=np.float32)
+    q = np.eye(4, dtype=np.float32)
+    pairs = [Pair(query_id=str(i), query="q", item_id=str(i), format="keyword") for i in range(4)]
+    assert retriever_agreement(pairs, q, items, np.arange(4), top_k=1) == 1.0
+    assert retriever_agreement(pairs, q, items, np.array([1, 0, 2, 3]), top_k=1) == 0.5
+
+
+def test_domain_check_flags_planted_recipes_not_the_domain(finished_audit_run, encoder):
+    items = read_records(finished_audit_run / "items.jsonl", Item)
+    emb = np.load(finished_audit_run / "item_emb.npy")
+    recipes = encoder.encode([f"Recipe {i}: roast the lamb with garlic for {20 + i} minutes and serve." for i in range(12)])
+    anchors = [(finished_audit_run / "description.txt").read_text()]
+    a_emb = encoder.encode(anchors)
+    clean = domain_check([it.id for it in items], emb, anchors, a_emb, T.domain_seed_share, T.domain_ratio)
+    mixed = domain_check([it.id for it in items] + [f"r{i}" for i in range(12)], np.vstack([emb, recipes]), anchors, a_emb,
+                         T.domain_seed_share, T.domain_ratio)
+    assert clean.share < T.off_domain_amber
+    assert sum(i.startswith("r") for i in mixed.off_domain) >= 10
+
+
+def test_a_format_held_out_by_design_is_measured_and_green(finished_audit_run, encoder, tmp_path):
+    cfg = RunConfig(**AUDIT_CONFIG, holdout_formats=["question"])
+    audit = plant(finished_audit_run, tmp_path / "h", "clean", cfg, encoder, seed=1)
+    assert "question" not in audit.train_by_format
+    assert audit.held_out.by_format["question"].n_pairs == audit.kept_by_format["question"]
+    coverage = [f for f in audit.findings if f.check == "format_coverage"]
+    assert [f.level for f in coverage] == ["green"] and "by design" in coverage[0].title
+
+
+def test_holdout_cannot_remove_every_format():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least one"):
+        RunConfig(query_formats=["keyword", "question"], holdout_formats=["keyword", "question"])
+
+
+def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_audit_run, tmp_path):
+    from retable.evals.audit_run import audit_run
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_audit_run, run)
+    (run / "audit.json").unlink()
+    (run / "report.html").unlink()
+    probe = tmp_path / "probe"
+    (probe / "qrels").mkdir(parents=True)
+    items = read_records(run / "items.jsonl", Item)
+    kept = read_records(run / "pairs.kept.jsonl", Pair)[:20]
+    (probe / "corpus.jsonl").write_text("".join(json.dumps({"_id": it.id, "title": it.title, "text": it.text}) + "\n" for it in items))
+    (probe / "queries.jsonl").write_text("".join(json.dumps({"_id": p.query_id, "text": p.query}) + "\n" for p in kept))
+    (probe / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{p.query_id}\t{p.item_id}\t1\n" for p in kept))
+    report, verdict = audit_run(run, probe=probe, log=lambda m: None)  # judge.json exists: the embedded LLM is never loaded
+    audit = Audit.model_validate_json((run / "audit.json").read_text())
+    assert report == run / "report.html" and report.is_file() and verdict == audit.verdict
+    assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"frozen_flat", "frozen_pq", "adapted"}
+    assert any(f.check == "probe" for f in audit.findings)
+
+
+def test_audit_json_schema_doc_is_current():
+    schema = json.dumps(Audit.model_json_schema(), indent=1, sort_keys=True) + "\n"
+    if os.environ.get("RETABLE_WRITE_DOCS"):
+        SCHEMA_DOC.write_text(schema)
+    assert SCHEMA_DOC.read_text() == schema, "run RETABLE_WRITE_DOCS=1 pytest tests/test_audit.py"
