@@ -18,7 +18,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed
-	$(BIN)/retable adapt examples/scifact-like.txt --out runs/demo
+	$(BIN)/retable adapt examples/scifact-like.txt --out runs/demo --formats keyword,question,claim --holdout-formats claim
 	@echo "the report is in runs/demo/report.html (report.md and audit.json beside it)"
 
 test: $(VENV)/.installed-dev

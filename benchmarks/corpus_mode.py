@@ -41,7 +41,7 @@ def run_one(name: str, max_query_items: int) -> dict:
         "adapt_seconds": round(adapt_s, 1),
         "kept_pairs": audit["kept"],
         "dropped_pairs": audit["dropped_by_reason"],
-        "best_epoch": audit["tuning"]["best_epoch"],
+        "best_epoch": audit["tuned"]["best_epoch"],
         "metrics": json.loads(metrics_path.read_text()),
     }
 

@@ -62,9 +62,10 @@ def run_dataset(name: str, max_query_items: int) -> dict:
     data, run_dir, adapt_seconds = adapt_collection(name, max_query_items)
     systems = evaluate_run(run_dir, data, baselines=True, log=lambda m: print(m, file=sys.stderr))
     audit = json.loads((run_dir / "audit.json").read_text())
+    tune = json.loads((run_dir / "tune.json").read_text())
     return {"dataset": name, "adapt_seconds": round(adapt_seconds, 1), "kept_pairs": audit["kept"],
-            "collision_rate": audit["collision_rate"], "collision_residuals": audit["collision_residuals"], "pq_k": audit["pq_k"],
-            "train_pairs": audit["tuning"]["train_pairs"], "systems": systems, "held_out_items": held_out_items(run_dir, data)}
+            "collision_rate": audit["codebook"]["collision_rate"], "collision_residuals": tune["collision_residuals"],
+            "pq_k": audit["tuned"]["pq_k"], "train_pairs": audit["tuned"]["train_pairs"], "systems": systems, "held_out_items": held_out_items(run_dir, data)}
 
 
 def targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:

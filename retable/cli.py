@@ -48,6 +48,10 @@ def user_errors(fn):
     return wrapper
 
 
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 def _d(name: str) -> str:
     return f"(default: {default(name)})"
 
@@ -67,6 +71,7 @@ def adapt(
     n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
     items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
     formats: Optional[str] = typer.Option(None, help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})"),
+    holdout_formats: Optional[str] = typer.Option(None, help="Comma-separated formats generated but kept out of tuning; the audit measures them. (default: none)"),
     table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear. {_d('table_kind')}"),
     quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
     config: Optional[Path] = typer.Option(None, help="JSON file of any RunConfig fields; flags override it."),
@@ -84,7 +89,7 @@ def adapt(
     cfg = build_config(
         config, llm=llm.value if llm else None, base_url=base_url, model=model, seed=seed, max_query_items=max_query_items,
         n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
-        query_formats=[f.strip() for f in formats.split(",") if f.strip()] if formats else None,
+        query_formats=_csv(formats), holdout_formats=_csv(holdout_formats),
         table_kind=table_kind, quantizer=quantizer,
     )
     run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
@@ -170,9 +175,9 @@ def main() -> None:
         where = exc.ctx.command_path if exc.ctx else "retable"
         typer.echo(f"error: {exc.format_message()} — see `{where} --help`", err=True)
         sys.exit(2)
-    except click_errors.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click_errors.Abort:
+    except typer.Abort:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 

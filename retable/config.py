@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
     hard_negatives: int = Field(8, ge=0)
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads (plus as many dropped pairs and mismatched controls)")
+    judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads, plus half as many dropped pairs and this many controls of each answer")
     audit: AuditThresholds = Field(default_factory=AuditThresholds)
 
     @field_validator("query_formats", "holdout_formats")
@@ -62,6 +62,9 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _holdout_leaves_one(self) -> "RunConfig":
+        stray = sorted(set(self.holdout_formats) - set(self.query_formats))
+        if stray:
+            raise ValueError(f"holdout_formats {stray} are not among query_formats {self.query_formats} — add them to --formats")
         if set(self.query_formats) <= set(self.holdout_formats):
             raise ValueError("holdout_formats must leave at least one of query_formats for tuning")
         return self
@@ -91,5 +94,6 @@ def build_config(config_file: Path | None, **overrides) -> RunConfig:
         return RunConfig(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise UserError(f"invalid setting {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(f"invalid setting {where}: {msg}" if where else f"invalid settings: {msg}") from None

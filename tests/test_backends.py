@@ -40,6 +40,40 @@ def test_unknown_embedded_model_is_a_user_error():
         embedded_model_path("gpt-17")
 
 
+def _parts(tmp_path, monkeypatch, chunks: list[bytes]) -> None:
+    """Fake PyPI packages part1..partN holding data/part0N.bin, registered as the model 'split-model'."""
+    from retable.agent.llm import embedded
+
+    for i, chunk in enumerate(chunks, 1):
+        pkg = tmp_path / "site" / f"fake_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part0{i}.bin").write_bytes(chunk)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(embedded.EMBEDDED_MODELS, "split-model", [(f"fake_part{i}", f"data/part0{i}.bin") for i in range(1, len(chunks) + 1)])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_a_model_in_parts_is_assembled_once_into_the_cache(tmp_path, monkeypatch):
+    _parts(tmp_path, monkeypatch, [b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 7])
+    path = embedded_model_path("split-model")
+    assert path == tmp_path / "cache" / "retable" / "models" / "split-model.gguf"
+    assert path.read_bytes() == b"GGUF" + b"a" * 100 + b"b" * 50 + b"c" * 7
+    stamp = path.stat().st_mtime_ns
+    assert embedded_model_path("split-model") == path and path.stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
+def test_a_missing_part_or_a_non_gguf_model_is_a_user_error(tmp_path, monkeypatch):
+    _parts(tmp_path, monkeypatch, [b"JUNK" + b"a" * 10, b"b"])
+    with pytest.raises(UserError, match="not a GGUF file"):
+        embedded_model_path("split-model")
+    from retable.agent.llm import embedded
+
+    monkeypatch.setitem(embedded.EMBEDDED_MODELS, "split-model", [("no_such_package_xyz", "data/part01.bin")])
+    with pytest.raises(UserError, match="needs the PyPI package no-such-package-xyz"):
+        embedded_model_path("split-model")
+
+
 @pytest.mark.integration
 def test_embedded_model_returns_schema_valid_json():
     client = LLMClient(EmbeddedLLM(), None, temperature=0.2, max_tokens=64, max_retries=2)

@@ -67,6 +67,11 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         "adapter built for an encoder of another dimension": ["search", str(tmp / "dim-adapter"), "query"],
         "eval of a folder without an adapter": ["eval", str(tmp), "--dataset", str(tmp)],
         "eval with a --dataset that is not a BEIR folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "nope")],
+        "--holdout-formats not among --formats": ["adapt", good, "--holdout-formats", "claim"],
+        "--holdout-formats that leave nothing to tune": ["adapt", good, "--formats", "keyword,claim", "--holdout-formats", "keyword,claim"],
+        "audit of a folder that is not a run": ["audit", str(tmp / "nope")],
+        "audit of an unfinished run": ["audit", str(tmp)],
+        "audit with a --probe that is not a BEIR folder": ["audit", str(tmp / "built"), "--probe", str(tmp / "nope")],
     }
 
 

@@ -3,7 +3,8 @@
 - an LLM judge reads a sample of kept pairs and as many pairs the filter dropped for rank, plus
   controls whose answer is known: an item's opening words with that item (yes) and with another
   item (no). A judge that cannot tell the controls apart is reported as uninformative instead of
-  being trusted;
+  being trusted (it must say yes more often on the matching controls, one-sided Fisher exact
+  p < 0.05, and by at least `judge_informative`);
 - retriever agreement: the share of kept pairs whose item is (still) in the frozen top k;
 - facts in a query that its item does not contain (numbers, capitalised names);
 - items that left the domain: far from the items most similar to the description."""
@@ -16,6 +17,7 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, StringConstraints
+from scipy.stats import fisher_exact
 from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
@@ -25,6 +27,7 @@ from retable.errors import InvalidReply
 from retable.records import DroppedPair, Item, Pair
 
 MAX_DOC_CHARS = 1200
+JUDGE_VERSION = 2  # part of the judge stage's fingerprint: raise it when the sampling or the test changes
 
 
 class JudgeReply(BaseModel):
@@ -47,6 +50,7 @@ class JudgeSummary(BaseModel):
     yes_control: float | None  # on control_no pairs; wanted near 0
     yes_control_match: float | None  # on control_yes pairs; wanted near 1
     n_kept: int
+    control_p: float | None  # one-sided Fisher exact test: yes more often on matching than on mismatched controls
     informative: bool
     kappa_with_filter: float | None  # Cohen's kappa, judge vs filter, on the kept and dropped samples
     invalid: int
@@ -63,9 +67,9 @@ def judge_pairs(client: LLMClient, prompts: Prompts, kept: list[Pair], dropped: 
     by_id = {it.id: it for it in items}
     kept_s = rng.sample(kept, min(n, len(kept)))
     rank_dropped = [d for d in dropped if d.reason == "round_trip_rank"]
-    dropped_s = rng.sample(rank_dropped, min(n, len(rank_dropped)))
+    dropped_s = rng.sample(rank_dropped, min(n // 2, len(rank_dropped)))
     controls = []
-    for item in rng.sample(items, min(len(items), max(4, n // 2))):
+    for item in rng.sample(items, min(len(items), n)):
         snippet = " ".join((item.title or item.text).split()[:12])
         other = rng.choice(items)
         controls.append(("control_yes", snippet, item.id))
@@ -84,13 +88,18 @@ def judge_pairs(client: LLMClient, prompts: Prompts, kept: list[Pair], dropped: 
     yes_dropped, _ = _yes(judged, "dropped")
     yes_control, _ = _yes(judged, "control_no")
     yes_match, _ = _yes(judged, "control_yes")
-    informative = yes_match is not None and yes_control is not None and yes_match - yes_control >= informative_gap
+    votes = {k: [j.answerable for j in judged if j.kind == k and j.answerable is not None] for k in ("control_yes", "control_no")}
+    p_value = None
+    if votes["control_yes"] and votes["control_no"]:
+        table = [[sum(v), len(v) - sum(v)] for v in (votes["control_yes"], votes["control_no"])]
+        p_value = float(fisher_exact(table, alternative="greater").pvalue)
+    informative = p_value is not None and p_value < 0.05 and yes_match - yes_control >= informative_gap
     with_filter = [(j.answerable, j.kind == "kept") for j in judged if j.kind in ("kept", "dropped") and j.answerable is not None]
     kappa = None
     if len({f for _, f in with_filter}) == 2:
         kappa = float(cohen_kappa_score([f for _, f in with_filter], [a for a, _ in with_filter]))
         kappa = None if np.isnan(kappa) else kappa
-    return JudgeSummary(judged=judged, yes_kept=yes_kept, yes_dropped=yes_dropped, yes_control=yes_control, yes_control_match=yes_match, n_kept=n_kept,
+    return JudgeSummary(judged=judged, yes_kept=yes_kept, yes_dropped=yes_dropped, yes_control=yes_control, yes_control_match=yes_match, n_kept=n_kept, control_p=p_value,
                         informative=informative, kappa_with_filter=kappa, invalid=sum(j.answerable is None for j in judged))
 
 

@@ -64,14 +64,15 @@ def _faithfulness(a: Audit, t: AuditThresholds) -> list[Finding]:
                        evidence=f"{100 * agree:.1f}% of {a.kept} kept pairs (top {a.filter_top_k})",
                        threshold=f"< {t.retriever_agreement_amber:.2f} amber, < {t.retriever_agreement_red:.2f} red (audit.retriever_agreement_*)"))
     j = f.judge
-    thr = f"yes on kept < {t.judge_yes_amber:.2f} amber, < {t.judge_yes_red:.2f} red; trusted when yes on matching controls − yes on mismatched ones ≥ {t.judge_informative:.2f} (audit.judge_*)"
+    thr = f"yes on kept < {t.judge_yes_amber:.2f} amber, < {t.judge_yes_red:.2f} red; trusted when yes on matching controls − yes on mismatched ones ≥ {t.judge_informative:.2f} with Fisher p < 0.05 (audit.judge_*)"
     if j is None or j.n_kept < t.min_pairs:
         out.append(Finding(level="amber", check="judge", title="the LLM judge read too few pairs to say anything",
                            evidence="judge off (judge_pairs = 0)" if j is None else f"{j.n_kept} kept pairs judged", threshold=thr))
     else:
         ev = (f"yes on {100 * j.yes_kept:.0f}% of {j.n_kept} kept pairs; controls: {100 * (j.yes_control_match or 0):.0f}% on matching, {100 * (j.yes_control or 0):.0f}% on mismatched"
               + (f", {100 * j.yes_dropped:.0f}% of pairs the filter dropped" if j.yes_dropped is not None else "")
-              + (f"; kappa with the filter {j.kappa_with_filter:.2f}" if j.kappa_with_filter is not None else ""))
+              + (f"; kappa with the filter {j.kappa_with_filter:.2f}" if j.kappa_with_filter is not None else "")
+              + (f"; controls p = {j.control_p:.3f}" if j.control_p is not None else ""))
         if j.informative:
             level = _band(j.yes_kept, t.judge_yes_red, t.judge_yes_amber, low_is_bad=True)
             out.append(Finding(level=level, check="judge", title="the LLM judge finds the kept queries answerable by their items" if level == "green"

@@ -48,6 +48,7 @@ def collision_plot(audit: Audit) -> str | None:
     ax.plot(x, [100 * b.collision_rate for b in bins], marker="o", label="share all codes")
     ax.plot(x, [100 * b.indistinct_rate for b in bins], marker="s", label="indistinct after tuning")
     ax.set_xticks(list(x), [f"{b.ranks}\n({b.items})" for b in bins], fontsize=8)
+    ax.set_ylim(0, max(1.0, *(100 * b.collision_rate for b in bins)) * 1.15)
     ax.set_xlabel("item popularity rank (items)")
     ax.set_ylabel("% of items")
     ax.set_title("Collisions by popularity")

