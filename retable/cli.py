@@ -6,12 +6,12 @@ import functools
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
 from retable.config import build_config, default
-from retable.errors import UserError
+from retable.errors import BudgetExhausted, UserError
 
 app = typer.Typer(
     help="Adapt a retriever to a new domain by tuning only a small code-indexed table, from a plain-text description.",
@@ -41,6 +41,9 @@ def user_errors(fn):
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except BudgetExhausted as exc:
+            typer.echo(f"stopped: {exc} — finished stages and every LLM reply are kept; rerun with a larger --budget-tokens to go on", err=True)
+            raise typer.Exit(3) from None
         except KeyboardInterrupt:
             typer.echo("interrupted — finished stages and LLM calls are kept; rerun the same command to resume", err=True)
             raise typer.Exit(130) from None
@@ -56,28 +59,25 @@ def _d(name: str) -> str:
     return f"(default: {default(name)})"
 
 
-@app.command()
-@user_errors
-def adapt(
-    description: str = typer.Argument(..., help="Text file describing the domain and its users, or - for stdin."),
-    corpus: Optional[Path] = typer.Option(None, help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (resumable). (default: runs/<description name>)"),
-    llm: Optional[Backend] = typer.Option(None, help=f"LLM backend. {_d('llm')}"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or RETABLE_BASE_URL)."),
-    model: Optional[str] = typer.Option(None, help="Model name: for openai the served model, for langchain provider:model, for embedded a packaged name or .gguf path."),
-    api_key: Optional[str] = typer.Option(None, help="API key (or RETABLE_API_KEY / OPENAI_API_KEY)."),
-    seed: Optional[int] = typer.Option(None, help=f"Random seed. {_d('seed')}"),
-    max_query_items: Optional[int] = typer.Option(None, help=f"Items that get synthetic queries. {_d('max_query_items')}"),
-    n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
-    items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
-    formats: Optional[str] = typer.Option(None, help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})"),
-    holdout_formats: Optional[str] = typer.Option(None, help="Comma-separated formats generated but kept out of tuning; the audit measures them. (default: none)"),
-    table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear. {_d('table_kind')}"),
-    quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
-    config: Optional[Path] = typer.Option(None, help="JSON file of any RunConfig fields; flags override it."),
-    prompts: Optional[Path] = typer.Option(None, help="Folder of .jinja templates overriding the shipped ones by name."),
-) -> None:
-    """Generate synthetic pairs, quantize the items, tune the code table, audit, and write a report."""
+Description = Annotated[str, typer.Argument(help="Text file describing the domain and its users, or - for stdin.")]
+Corpus = Annotated[Optional[Path], typer.Option(help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description.")]
+Out = Annotated[Optional[Path], typer.Option(help="Run folder (resumable; adapt and generate share it). (default: runs/<description name>)")]
+Llm = Annotated[Optional[Backend], typer.Option(help=f"LLM backend. {_d('llm')}")]
+BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (or RETABLE_BASE_URL).")]
+Model = Annotated[Optional[str], typer.Option(help="Model name: for openai the served model, for langchain provider:model, for embedded a packaged name (smollm2-135m, qwen2.5-coder-0.5b) or a .gguf path.")]
+ApiKey = Annotated[Optional[str], typer.Option(help="API key (or RETABLE_API_KEY / OPENAI_API_KEY).")]
+Seed = Annotated[Optional[int], typer.Option(help=f"Random seed. {_d('seed')}")]
+MaxQueryItems = Annotated[Optional[int], typer.Option(help=f"Items that get synthetic queries. {_d('max_query_items')}")]
+Formats = Annotated[Optional[str], typer.Option(help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})")]
+Rounds = Annotated[Optional[int], typer.Option(help=f"Agent rounds: later rounds redo thin subtopics and weak formats. {_d('rounds')}")]
+Budget = Annotated[Optional[int], typer.Option(help="Stop cleanly (exit 3) before this run's new LLM tokens would exceed this; a rerun goes on. (default: no limit)")]
+ConfigFile = Annotated[Optional[Path], typer.Option(help="JSON file of any RunConfig fields; flags override it.")]
+PromptsDir = Annotated[Optional[Path], typer.Option(help="Folder of .jinja templates overriding the shipped ones by name.")]
+
+
+def _run(description: str, corpus: Path | None, out: Path | None, config: Path | None, prompts: Path | None, api_key: str | None,
+         *, generate_only: bool, llm: Backend | None, **overrides) -> Path:
+    """What adapt and generate share: read and check the input, build the config, run the pipeline."""
     from retable.agent.llm.factory import make_llm
     from retable.agent.pipeline import run_adapt
     from retable.agent.prompts import Prompts
@@ -86,15 +86,45 @@ def adapt(
     text = read_description(description, sys.stdin.buffer.read() if description == "-" else None)
     if corpus is not None:
         check_corpus_path(corpus)
-    cfg = build_config(
-        config, llm=llm.value if llm else None, base_url=base_url, model=model, seed=seed, max_query_items=max_query_items,
-        n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
-        query_formats=_csv(formats), holdout_formats=_csv(holdout_formats),
-        table_kind=table_kind, quantizer=quantizer,
-    )
+    cfg = build_config(config, llm=llm.value if llm else None, **overrides)
     run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
-    report = run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None, log=_log)
+    return run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None,
+                     log=_log, generate_only=generate_only)
+
+
+@app.command()
+@user_errors
+def adapt(
+    description: Description, corpus: Corpus = None, out: Out = None, llm: Llm = None, base_url: BaseUrl = None, model: Model = None,
+    api_key: ApiKey = None, seed: Seed = None, max_query_items: MaxQueryItems = None,
+    n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
+    items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
+    formats: Formats = None,
+    holdout_formats: Optional[str] = typer.Option(None, help="Comma-separated formats generated but kept out of tuning; the audit measures them. (default: none)"),
+    rounds: Rounds = None, budget_tokens: Budget = None,
+    table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear (residual for description-only runs). {_d('table_kind')}"),
+    quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
+    config: ConfigFile = None, prompts: PromptsDir = None,
+) -> None:
+    """Generate synthetic pairs, quantize the items, tune the code table, audit, and write a report."""
+    report = _run(description, corpus, out, config, prompts, api_key, generate_only=False, llm=llm, base_url=base_url, model=model, seed=seed,
+                  max_query_items=max_query_items, n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
+                  query_formats=_csv(formats), holdout_formats=_csv(holdout_formats), rounds=rounds, budget_tokens=budget_tokens,
+                  table_kind=table_kind, quantizer=quantizer)
     typer.echo(f"report: {report}")
+
+
+@app.command()
+@user_errors
+def generate(
+    description: Description, corpus: Corpus = None, out: Out = None, llm: Llm = None, base_url: BaseUrl = None, model: Model = None,
+    api_key: ApiKey = None, seed: Seed = None, max_query_items: MaxQueryItems = None, formats: Formats = None, rounds: Rounds = None,
+    budget_tokens: Budget = None, config: ConfigFile = None, prompts: PromptsDir = None,
+) -> None:
+    """Only the training data: synthetic pairs, filtered, as generated_pairs.jsonl ({query, positive, format, item_id, ...})."""
+    path = _run(description, corpus, out, config, prompts, api_key, generate_only=True, llm=llm, base_url=base_url, model=model, seed=seed,
+                max_query_items=max_query_items, query_formats=_csv(formats), rounds=rounds, budget_tokens=budget_tokens)
+    typer.echo(f"pairs: {path}")
 
 
 @app.command("eval")
@@ -147,12 +177,10 @@ def search(
 
     index = load_adapter(run_dir)
     texts = {}
-    items_file = run_dir / "items.jsonl"
-    if items_file.is_file():
-        from retable.files import read_records
-        from retable.records import Item
+    if (run_dir / "items.jsonl").is_file():
+        from retable.runfiles import load_items
 
-        texts = {it.id: it.encode_text() for it in read_records(items_file, Item)}
+        texts = {it.id: it.encode_text() for it in load_items(run_dir)}
     for rank, (item_id, score) in enumerate(index.search(query, k), 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")

@@ -11,3 +11,12 @@ class UserError(Exception):
 
 class InvalidReply(Exception):
     """An LLM reply that failed validation after every retry; the stage counts and skips it."""
+
+
+class BudgetExhausted(Exception):
+    """The next LLM call would take the run past --budget-tokens. Raised before the call; finished
+    stages and every reply so far are kept."""
+
+    def __init__(self, used: int, budget: int):
+        super().__init__(f"token budget {budget:,} reached ({used:,} new tokens used)")
+        self.used, self.budget = used, budget

@@ -37,6 +37,31 @@ def test_brief_drops_echoes_and_retries_when_nothing_is_left():
     assert [p.name for p in brief.personas] == ["oncologist"]
     assert client.usage.current().calls == 2
 
-    llm.enqueue(json.dumps(parrot), json.dumps(parrot))
-    with pytest.raises(UserError, match="no usable domain brief"):
+    llm.enqueue(*[json.dumps(parrot)] * 6)  # 3 plans (seeds) x 2 tries each, all parroting
+    with pytest.raises(UserError, match="no usable domain brief after 6 tries"):
         make_brief(client, Prompts(), "Other domain.", 4, seed=2)
+    assert not llm.queue
+
+
+def test_brief_is_asked_again_while_its_subtopics_are_repeats():
+    one = {"subtopics": ["biomedical research", "biomedical research research", "Research, biomedical"], "item_kinds": ["abstract"],
+           "vocabulary": [], "personas": [{"name": "oncologist", "intent": "trial evidence"}]}
+    more = {"subtopics": ["gene editing", "vaccine trials", "biomedical research"], "item_kinds": ["abstract"], "vocabulary": [],
+            "personas": [{"name": "student", "intent": "basics"}]}
+    llm = FakeLLM()
+    llm.enqueue(json.dumps(one), json.dumps(more))
+    brief = make_brief(LLMClient(llm, None, temperature=0.5, max_tokens=200, max_retries=0), Prompts(), "Biomedical abstracts.", 4, seed=1)
+    assert brief.subtopics == ["biomedical research", "gene editing", "vaccine trials"]
+    assert [p.name for p in brief.personas] == ["oncologist", "student"] and not llm.queue
+
+
+def test_leaks_catch_a_copied_example_mixed_with_the_real_topic():
+    from retable.agent.prompts import Prompts
+
+    messages = Prompts().render("queries", formats=["keyword", "long"], persona_name="engineer", persona_intent="papers",
+                                item_text="Microwave amplifiers built from gallium arsenide transistors reach 40 GHz.")
+    echo = Echo(messages)
+    assert echo.leaks("I am looking for a quick microwave recipe with garlic and lemon")
+    assert echo.leaks("garlic shrimp microwave")
+    assert not echo.leaks("gallium arsenide microwave amplifiers at 40 GHz")
+    assert not echo.leaks("I am looking for transistor amplifiers that work above 30 GHz")

@@ -14,7 +14,7 @@ from retable.evals.evaluate import evaluate_run
 from retable.files import read_records
 from retable.records import Item, Pair
 
-CONFIG = RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=8, patience=3)  # 36 items
+CONFIG = RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=8, patience=3, rounds=1)  # 36 items, no extra agent round
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from retable.errors import UserError
 
 VARIABLES = {
     "brief": dict(description="Recipes. Users search by dish.", n_subtopics=4),
-    "items": dict(description="Recipes.", subtopic="soups", item_kind="recipe", n_items=3),
-    "queries": dict(formats=list(QUERY_FORMATS), persona_name="cook", persona_intent="a soup", item_text="Leek soup."),
+    "items": dict(description="Recipes.", subtopic="soups", item_kind="recipe", n_items=3, focus=""),
+    "queries": dict(formats=list(QUERY_FORMATS), persona_name="cook", persona_intent="a soup", item_text="Leek soup.", counter_examples=[]),
     "judge": dict(query="leek soup", document="Leek soup."),
 }
 

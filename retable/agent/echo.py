@@ -30,6 +30,22 @@ class Echo:
         self.grams = _trigrams(words)
         self.text = " ".join(words)
         self.threshold = threshold
+        # the real data is the last occurrence of each tag; earlier ones are few-shot examples
+        joined = "\n".join(m["content"] for m in messages)
+        last = {m.group(1): m for m in _DATA.finditer(joined)}
+        self.data_words = set(_words(" ".join(m.group(0) for m in last.values())))
+        outside = joined
+        for m in sorted(last.values(), key=lambda m: -m.start()):
+            outside = outside[: m.start()] + " " + outside[m.end() :]
+        self.prompt_only = set(_words(outside)) - self.data_words
+
+    def leaks(self, text: str) -> bool:
+        """True when the text's longer words come from the prompt (its example or instructions) and
+        not from the data: at least 3 of them, or half. Catches a copied example mixed with the
+        real topic ("I am looking for a quick electric car recipe with lemon")."""
+        words = [w for w in _words(text) if len(w) >= 4]
+        leaked = [w for w in words if w in self.prompt_only]
+        return bool(words) and (len(leaked) >= 3 or len(leaked) / len(words) >= 0.5)
 
     def repeats(self, text: str) -> bool:
         words = _words(text)

@@ -8,7 +8,6 @@ import re
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
-from tqdm import tqdm
 
 from retable.agent.echo import Echo
 from retable.agent.llm import LLMClient
@@ -32,19 +31,40 @@ def normalize(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def synthesize_items(client: LLMClient, prompts: Prompts, description: str, brief: DomainBrief, n_items: int, seed: int) -> list[Item]:
-    """About `n_items` items spread evenly over the brief's subtopics (fewer subtopics than planned
-    means more items each); exact duplicates are dropped."""
-    per_subtopic = math.ceil(n_items / len(brief.subtopics))
+def _trigrams(text: str) -> set[str]:
+    words = normalize(text).split()
+    return {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def near_duplicate(text: str, seen: list[set[str]], threshold: float = 0.6) -> bool:
+    """True when the word trigrams of `text` overlap an earlier item's by `threshold` (Jaccard) or more.
+
+    >>> seen = [_trigrams("statins lower the risk of heart attacks in older adults")]
+    >>> near_duplicate("Statins lower the risk of heart attacks in older adults!", seen), near_duplicate("garlic shrimp in ten minutes", seen)
+    (True, False)
+    """
+    grams = _trigrams(text)
+    return any(len(grams & g) / len(grams | g) >= threshold for g in seen)
+
+
+def synthesize_items(client: LLMClient, prompts: Prompts, description: str, brief: DomainBrief, n_items: int, seed: int, *,
+                     subtopics: list[int] | None = None, focus: str = "", existing: list[Item] = (), id_prefix: str = "syn",
+                     desc: str = "items") -> list[Item]:
+    """About `n_items` items spread evenly over the brief's subtopics (or the listed ones; fewer
+    subtopics than planned means more items each); exact and near duplicates, also of `existing`
+    items, are dropped. `focus` is an extra instruction (the agent's later rounds use it)."""
+    chosen = list(range(len(brief.subtopics))) if subtopics is None else subtopics
+    per_subtopic = math.ceil(n_items / len(chosen))
     items: list[Item] = []
-    seen: set[str] = set()
+    seen = [_trigrams(it.text) for it in existing]
     calls = math.ceil(per_subtopic / PER_CALL)
-    jobs = [(s, c) for s in range(len(brief.subtopics)) for c in range(calls)]
-    for s, c in tqdm(jobs, desc="items", unit="call"):
-        subtopic = brief.subtopics[s]
+    jobs = [(s, c) for s in chosen for c in range(calls)]
+
+    def ask(job):
+        s, c = job
         kind = brief.item_kinds[s % len(brief.item_kinds)]
         n = min(PER_CALL, per_subtopic - c * PER_CALL)
-        messages = prompts.render("items", description=description, subtopic=subtopic, item_kind=kind, n_items=n)
+        messages = prompts.render("items", description=description, subtopic=brief.subtopics[s], item_kind=kind, n_items=n, focus=focus)
         echo = Echo(messages)
 
         def own_words(reply: ItemsReply) -> list[ItemReply]:
@@ -54,13 +74,15 @@ def synthesize_items(client: LLMClient, prompts: Prompts, description: str, brie
             return fresh
 
         try:
-            written = client.structured(messages, ItemsReply, seed=seed + 7919 * s + c, check=own_words)
+            return client.structured(messages, ItemsReply, seed=seed + 7919 * s + c, check=own_words)
         except InvalidReply:
-            continue  # counted in the stage's usage as invalid
+            return []  # counted in the stage's usage as invalid
+
+    for (s, c), written in zip(jobs, client.map(ask, jobs, desc=desc)):
+        subtopic = brief.subtopics[s]
         for j, it in enumerate(written):
-            key = normalize(it.text)
-            if key in seen:
+            if near_duplicate(it.text, seen):
                 continue
-            seen.add(key)
-            items.append(Item(id=f"syn-{s}-{c}-{j}", title=it.title, text=it.text, subtopic=subtopic, source="synthetic"))
+            seen.append(_trigrams(it.text))
+            items.append(Item(id=f"{id_prefix}-{s}-{c}-{j}", title=it.title, text=it.text, subtopic=subtopic, source="synthetic"))
     return items

@@ -3,21 +3,23 @@ when its fingerprint (settings + upstream fingerprints) and output files are unc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 from retable.agent.brief import make_brief
-from retable.agent.filter import filter_pairs
 from retable.agent.items import synthesize_items
 from retable.agent.llm import LLM, LLMClient, UsageLog
 from retable.agent.llm.cache import CallCache
 from retable.agent.prompts import Prompts
-from retable.agent.queries import write_queries
+from retable.agent.queries import QUERIES_VERSION, write_queries
+from retable.agent.rounds import ROUNDS_VERSION, Generated, agent_rounds
 from retable.agent.runstate import RunState
 from retable.config import RunConfig
 from retable.errors import UserError
 from retable.files import atomic_write_text, fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
 from retable.records import DomainBrief, Item, Pair, Query
+from retable.runfiles import ROUND_FILES, load_item_emb, load_items, load_queries, load_query_emb
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -46,16 +48,32 @@ class _Lazy:
         return self._enc
 
 
+GENERATED = "generated_pairs.jsonl"
+
+
+def export_pairs(run_dir: Path, items: list[Item], queries: list[Query], kept: list[Pair]) -> Path:
+    """The kept pairs as JSONL whose first two fields, query and positive, are what sentence-transformers'
+    MultipleNegativesRankingLoss trains on; the rest (format, ids, rank, persona) is for people."""
+    text = {it.id: it.encode_text() for it in items}
+    persona = {q.id: q.persona for q in queries}
+    rows = [{"query": p.query, "positive": text[p.item_id], "format": p.format, "item_id": p.item_id, "query_id": p.query_id,
+             "rank": p.rank, "persona": persona.get(p.query_id)} for p in kept]
+    atomic_write_text(run_dir / GENERATED, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return run_dir / GENERATED
+
+
 def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, corpus: Path | None = None,
-              prompts: Prompts | None = None, log: Callable[[str], None] = print) -> Path:
-    """Run every stage; return the path of report.html."""
+              prompts: Prompts | None = None, log: Callable[[str], None] = print, generate_only: bool = False) -> Path:
+    """Run every stage; return the path of report.html. With `generate_only`, stop after the data
+    (brief, items, queries, filter and the agent's rounds) and return the exported pairs file."""
     prepare_run_dir(run_dir)
     corpus_items = load_corpus(corpus) if corpus is not None else None  # bad input fails before any LLM call
     prompts = prompts or Prompts()
     usage = UsageLog()
     state = RunState(run_dir, usage, log)
     cache = CallCache(run_dir / "llm_cache.sqlite")
-    client = LLMClient(llm, cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries, usage=usage)
+    client = LLMClient(llm, cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries, usage=usage,
+                       budget_tokens=config.budget_tokens, concurrency=config.concurrency)
     encoder = _Lazy(config.encoder)
     write_json(run_dir / "config.json", config.model_dump())
     atomic_write_text(run_dir / "description.txt", description)  # `retable audit` reads it back
@@ -63,9 +81,16 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     p = lambda name: run_dir / name  # noqa: E731
 
     k_brief = fingerprint(["brief", description, llm_id, config.subset("seed", "n_subtopics"), prompts.source_hash("brief")])
+    if state.stages.get("brief", {}).get("key") == k_brief and p("brief.json").is_file() and not state.is_current("brief", k_brief):
+        try:  # the user edited brief.json: keep it, and let the stages after it rerun
+            DomainBrief.model_validate_json(p("brief.json").read_text())
+            state.accept_edit("brief", k_brief, ["brief.json"])
+        except ValueError as exc:
+            raise UserError(f"brief.json was edited and is no longer a valid brief ({str(exc).splitlines()[0]}) — fix it or delete it to plan again") from None
     state.run("brief", k_brief, ["brief.json"], lambda: write_json(
         p("brief.json"), make_brief(client, prompts, description, config.n_subtopics, config.seed).model_dump()))
     brief = DomainBrief.model_validate_json(p("brief.json").read_text())
+    k_brief = fingerprint([k_brief, sha256_file(p("brief.json"))])  # later stages follow the brief's content
 
     if corpus is not None:
         k_items = fingerprint(["items", "corpus", sha256_file(corpus)])
@@ -75,10 +100,10 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
         state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), synthesize_items(
             client, prompts, description, brief, config.n_subtopics * config.items_per_subtopic, config.seed)))
     items = read_records(p("items.jsonl"), Item)
-    if len(items) < 16:
-        raise UserError(f"only {len(items)} items — at least 16 are needed to train a quantizer; give a larger --corpus or raise items_per_subtopic")
+    if not items:
+        raise UserError("the LLM wrote no usable item — rerun with another --seed or a stronger --llm (replies are cached)")
 
-    k_queries = fingerprint(["queries", k_brief, k_items, llm_id, config.subset("seed", "query_formats", "max_query_items"), prompts.source_hash("queries")])
+    k_queries = fingerprint(["queries", QUERIES_VERSION, k_brief, k_items, llm_id, config.subset("seed", "query_formats", "max_query_items"), prompts.source_hash("queries")])
     state.run("queries", k_queries, ["queries.jsonl"], lambda: write_records(p("queries.jsonl"), write_queries(
         client, prompts, items, brief, config.query_formats, config.max_query_items, config.seed)))
     queries = read_records(p("queries.jsonl"), Query)
@@ -100,20 +125,37 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
         p("query_emb.npy"), encoder.get().encode([q.text for q in queries])))
     item_emb, query_emb = read_npy(p("item_emb.npy")), read_npy(p("query_emb.npy"))
 
-    k_filter = fingerprint(["filter", k_embed, config.filter_top_k])
+    k_filter = fingerprint(["filter", ROUNDS_VERSION, k_embed, config.filter_top_k, llm_id, prompts.source_hash("items"), prompts.source_hash("queries"), config.subset(
+        "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items", "round_queries", "budget_tokens")])
 
     def do_filter():
-        kept, dropped = filter_pairs(queries, items, item_emb, query_emb, config.filter_top_k)
-        write_records(p("pairs.kept.jsonl"), kept)
-        write_records(p("pairs.dropped.jsonl"), dropped)
-    state.run("filter", k_filter, ["pairs.kept.jsonl", "pairs.dropped.jsonl"], do_filter)
+        g = Generated(list(items), list(queries), item_emb, query_emb)
+        history = agent_rounds(g, client=client, prompts=prompts, encoder=encoder.get(), description=description, brief=brief,
+                               formats=config.query_formats, rounds=config.rounds, min_pairs_per_subtopic=config.min_pairs_per_subtopic,
+                               min_format_pass=config.min_format_pass, items_per_round=config.round_items,
+                               queries_per_round=config.round_queries, top_k=config.filter_top_k, seed=config.seed, log=log)
+        write_records(p("round_items.jsonl"), g.items[len(items):])
+        write_records(p("round_queries.jsonl"), g.queries[len(queries):])
+        write_npy(p("round_item_emb.npy"), g.item_emb[len(items):])
+        write_npy(p("round_query_emb.npy"), g.query_emb[len(queries):])
+        write_json(p("rounds.json"), [h.model_dump() for h in history])
+        write_records(p("pairs.kept.jsonl"), g.kept)
+        write_records(p("pairs.dropped.jsonl"), g.dropped)
+    state.run("filter", k_filter, ["pairs.kept.jsonl", "pairs.dropped.jsonl", *ROUND_FILES], do_filter)
+    items, queries = load_items(run_dir), load_queries(run_dir)
+    item_emb, query_emb = load_item_emb(run_dir), load_query_emb(run_dir)
     kept = read_records(p("pairs.kept.jsonl"), Pair)
+    if len(items) < 16 and not generate_only:
+        raise UserError(f"only {len(items)} items — at least 16 are needed to train a quantizer; give a larger --corpus or raise items_per_subtopic")
+    if generate_only:
+        cache.close()
+        return export_pairs(run_dir, items, queries, kept)
     if len(kept) < 4:
         raise UserError(f"only {len(kept)} pairs survived the filter — too few to tune; raise max_query_items or filter_top_k")
 
     from retable.adapters import stages as table_stages
 
-    k_codes = fingerprint(["codes", k_embed_items, config.subset("pq_m", "pq_nbits", "quantizer", "seed")])
+    k_codes = fingerprint(["codes", k_embed_items, k_filter, config.subset("pq_m", "pq_nbits", "quantizer", "seed")])
     state.run("codes", k_codes, table_stages.CODES_FILES, lambda: table_stages.build_codes(run_dir, items, item_emb, config))
 
     k_tune = fingerprint(["tune", k_filter, k_codes, config.encoder, config.subset(

@@ -70,6 +70,13 @@ class RunState:
         calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""
         self.log(f"{name}: done in {seconds:.1f} s{calls}")
 
+    def accept_edit(self, name: str, key: str, files: list[str]) -> None:
+        """Record `files`, changed by hand since `name` wrote them with this same key, as the stage's output."""
+        entry = self.stages[name]
+        entry["files"] = {rel: sha256_file(self.run_dir / rel) for rel in files}
+        write_json(self.path, {"stages": self.stages})
+        self.log(f"{name}: edited by hand, kept (later stages rerun)")
+
     def usage_by_stage(self) -> dict[str, StageUsage]:
         return {name: StageUsage(**entry["usage"]) for name, entry in self.stages.items()}
 

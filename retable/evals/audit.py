@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from retable.adapters.tune import mrr_at_k, recall_at_k
+from retable.agent.rounds import RoundLog
 from retable.evals.codebook import Codebook
 from retable.evals.drift import Drift
 from retable.evals.faithfulness import DomainCheck, JudgeSummary
@@ -100,6 +101,7 @@ class Audit(BaseModel):
     kept_by_format: dict[str, int]
     train_by_format: dict[str, int]
     holdout_formats: list[str]
+    rounds: list[RoundLog] = Field(default_factory=list, description="the agent's rounds: why each ran, what it added, what was kept after it")
     faithfulness: Faithfulness
     held_out: HeldOut
     drift: Drift
@@ -108,6 +110,7 @@ class Audit(BaseModel):
     tuned: Tuned
     encoder: EncoderProof
     cost_by_stage: dict[str, StageUsage]
+    usd_by_stage: dict[str, float] | None = Field(None, description="from price_per_million_tokens in the run config, when given")
     seconds_by_stage: dict[str, float]
 
 

@@ -19,8 +19,9 @@ from retable.evals.drift import measure_drift
 from retable.evals.faithfulness import JudgeSummary, domain_check, judge_pairs, retriever_agreement, unsupported_facts
 from retable.evals.findings import judge_audit
 from retable.evals.report import render_html, render_markdown
-from retable.files import atomic_write_text, read_npy, read_records, write_json
-from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, StageUsage
+from retable.files import atomic_write_text, read_records, write_json
+from retable.records import DomainBrief, DroppedPair, Pair, StageUsage
+from retable.runfiles import load_item_emb, load_items, load_queries, load_query_emb
 
 REPORT_FILES = ["report.md", "report.html"]
 
@@ -28,7 +29,7 @@ REPORT_FILES = ["report.md", "report.html"]
 def write_judge(run_dir: Path, client: LLMClient, prompts: Prompts, config: RunConfig) -> None:
     kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
     dropped = read_records(run_dir / "pairs.dropped.jsonl", DroppedPair)
-    items = read_records(run_dir / "items.jsonl", Item)
+    items = load_items(run_dir)
     summary = judge_pairs(client, prompts, kept, dropped, items, config.judge_pairs, config.seed, config.audit.judge_informative) if config.judge_pairs else None
     write_json(run_dir / "judge.json", None if summary is None else summary.model_dump(mode="json"))
 
@@ -41,13 +42,19 @@ def domain_anchors(run_dir: Path) -> list[str]:
     return list(dict.fromkeys(head + brief.subtopics))
 
 
+def usd(cost: dict[str, StageUsage], price: dict[str, float] | None) -> dict[str, float] | None:
+    """Dollars per stage for the new (uncached) tokens, from a price per million tokens."""
+    if not price:
+        return None
+    return {stage: (u.prompt_tokens * price.get("prompt", 0.0) + u.completion_tokens * price.get("completion", 0.0)) / 1e6 for stage, u in cost.items()}
+
+
 def build_audit(run_dir: Path, config: RunConfig, encoder, cost: dict[str, StageUsage], seconds: dict[str, float],
                 probe: Path | None = None, log=print) -> Audit:
-    items = read_records(run_dir / "items.jsonl", Item)
-    queries = read_records(run_dir / "queries.jsonl", Query)
+    items, queries = load_items(run_dir), load_queries(run_dir)
     kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
     dropped = read_records(run_dir / "pairs.dropped.jsonl", DroppedPair)
-    item_emb, query_emb = read_npy(run_dir / "item_emb.npy"), read_npy(run_dir / "query_emb.npy")
+    item_emb, query_emb = load_item_emb(run_dir), load_query_emb(run_dir)
     splits = json.loads((run_dir / "splits.json").read_text())
     tune = json.loads((run_dir / "tune.json").read_text())
     judge_raw = json.loads((run_dir / "judge.json").read_text()) if (run_dir / "judge.json").is_file() else None
@@ -98,6 +105,7 @@ def build_audit(run_dir: Path, config: RunConfig, encoder, cost: dict[str, Stage
         n_items=len(items), n_queries=len(queries), filter_top_k=config.filter_top_k,
         **pair_counts(kept, dropped),
         train_by_format=train_by_format, holdout_formats=config.holdout_formats,
+        rounds=json.loads((run_dir / "rounds.json").read_text()) if (run_dir / "rounds.json").is_file() else [],
         faithfulness=faith,
         held_out=held_out_metrics(held, pos, systems, before),
         drift=measure_drift(q, systems["adapted"][0], item_emb, systems[before][1], adapted_items, systems[before][0]),
@@ -109,7 +117,7 @@ def build_audit(run_dir: Path, config: RunConfig, encoder, cost: dict[str, Stage
                     **{k: tune[k] for k in ("best_epoch", "initial_val_mrr", "best_val_mrr", "seconds", "train_pairs", "val_pairs", "history")}),
         encoder=EncoderProof(name=encoder.name, checksum_before=tune["encoder_checksum_before"], checksum_after=tune["encoder_checksum_after"],
                              checksum_now=now, unchanged=tune["encoder_checksum_before"] == tune["encoder_checksum_after"] == now),
-        cost_by_stage=cost, seconds_by_stage=seconds,
+        cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),
     )
     audit.verdict, audit.findings = judge_audit(audit, config.audit)
     return audit

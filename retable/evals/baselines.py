@@ -15,8 +15,9 @@ from retable.adapters.table import KINDS
 from retable.adapters.training import Space, train_kind
 from retable.config import RunConfig
 from retable.evals.metrics import evaluate, search, to_run
-from retable.files import read_npy, read_records
-from retable.records import Item, Pair, Query
+from retable.files import read_records
+from retable.records import Item, Pair
+from retable.runfiles import load_item_emb, load_items, load_queries, load_query_emb
 
 FINETUNE_MAX_EPOCHS = 3  # each epoch costs ~9 s per batch of 32 on 2 cores
 
@@ -37,10 +38,8 @@ class RunPairs:
     """A run's items, queries, kept pairs and splits, ready to train any table kind on."""
 
     def __init__(self, run_dir: Path, config: RunConfig):
-        self.items = read_records(run_dir / "items.jsonl", Item)
-        self.queries = read_records(run_dir / "queries.jsonl", Query)
-        self.item_emb = read_npy(run_dir / "item_emb.npy")
-        self.query_emb = read_npy(run_dir / "query_emb.npy")
+        self.items, self.queries = load_items(run_dir), load_queries(run_dir)
+        self.item_emb, self.query_emb = load_item_emb(run_dir), load_query_emb(run_dir)
         kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
         split_ids = json.loads((run_dir / "splits.json").read_text())
         by_id = {p.query_id: p for p in kept}

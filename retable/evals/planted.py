@@ -18,14 +18,15 @@ from retable.config import RunConfig
 from retable.evals.audit import Audit
 from retable.evals.audit_stage import build_audit, write_judge
 from retable.files import read_npy, read_records, write_json, write_npy, write_records
-from retable.records import Item, Pair, Query
+from retable.records import Item, Pair
+from retable.runfiles import ROUND_FILES, load_item_emb, load_items, load_queries, load_query_emb
 
 FAULTS = ("clean", "shuffled_pairs", "off_domain_items", "format_removed", "collapsed_table", "forced_collisions")
 # the check each fault should trip (others may fire too)
 EXPECTED = {"shuffled_pairs": "retriever_agreement", "off_domain_items": "off_domain", "format_removed": "format_coverage",
             "collapsed_table": "collapse", "forced_collisions": "collisions"}
 COPY = ["brief.json", "description.txt", "items.jsonl", "queries.jsonl", "item_emb.npy", "query_emb.npy",
-        "pairs.kept.jsonl", "pairs.dropped.jsonl", "codes"]
+        "pairs.kept.jsonl", "pairs.dropped.jsonl", "codes", *ROUND_FILES]
 
 
 def _copy_run(src: Path, dst: Path) -> None:
@@ -51,7 +52,7 @@ def _shuffle_pairs(dst: Path, rng: random.Random) -> None:
 
 
 def _replace_items(dst: Path, foreign: list[Item], foreign_emb: np.ndarray, share: float, rng: random.Random, config: RunConfig) -> None:
-    """A `share` of the items (those without kept pairs first) become items of another domain."""
+    """A `share` of the first round's items, among those without kept pairs, become items of another domain."""
     items = read_records(dst / "items.jsonl", Item)
     emb = read_npy(dst / "item_emb.npy")
     with_pairs = {p.item_id for p in read_records(dst / "pairs.kept.jsonl", Pair)}
@@ -64,7 +65,7 @@ def _replace_items(dst: Path, foreign: list[Item], foreign_emb: np.ndarray, shar
         emb[row] = foreign_emb[f]
     write_records(dst / "items.jsonl", items)
     write_npy(dst / "item_emb.npy", emb)
-    table_stages.build_codes(dst, items, emb, config)
+    table_stages.build_codes(dst, load_items(dst), load_item_emb(dst), config)
 
 
 def _collapse_table(dst: Path, rng: np.random.Generator) -> None:
@@ -85,7 +86,7 @@ def _collapse_table(dst: Path, rng: np.random.Generator) -> None:
 
 def _force_collisions(dst: Path, share: float) -> None:
     """The most popular items (most kept queries) get the codes of the most popular one."""
-    items = read_records(dst / "items.jsonl", Item)
+    items = load_items(dst)
     row = {it.id: i for i, it in enumerate(items)}
     mass = np.bincount([row[p.item_id] for p in read_records(dst / "pairs.kept.jsonl", Pair)], minlength=len(items))
     popular = np.argsort(-mass, kind="stable")[: max(3, int(round(share * int((mass > 0).sum()))))]
@@ -109,13 +110,12 @@ def plant(src: Path, dst: Path, fault: str, config: RunConfig, encoder, *, seed:
         if foreign is None:
             raise ValueError("off_domain_items needs foreign items and their embeddings")
         _replace_items(dst, *foreign, share=0.25, rng=rng, config=cfg)
-    items = read_records(dst / "items.jsonl", Item)
-    queries = read_records(dst / "queries.jsonl", Query)
+    items, queries = load_items(dst), load_queries(dst)
     kept = read_records(dst / "pairs.kept.jsonl", Pair)
     tune_cfg = cfg
     if fault == "format_removed":  # tuned without one format, and nothing in the config says so
         tune_cfg = cfg.model_copy(update={"holdout_formats": [sorted({p.format for p in kept})[-1]]})
-    table_stages.tune(dst, items, queries, read_npy(dst / "item_emb.npy"), read_npy(dst / "query_emb.npy"), kept, encoder, tune_cfg)
+    table_stages.tune(dst, items, queries, load_item_emb(dst), load_query_emb(dst), kept, encoder, tune_cfg)
     if fault == "collapsed_table":
         _collapse_table(dst, np.random.default_rng(seed))
     if fault == "forced_collisions":

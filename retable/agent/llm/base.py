@@ -24,6 +24,7 @@ class LLM(ABC):
 
     backend: str = "abstract"
     supports_schema: bool = False
+    parallel_safe: bool = False  # may several threads call generate at once (remote servers: yes; llama.cpp in-process: no)
 
     def __init__(self, model: str):
         self.model = model

@@ -4,19 +4,24 @@ and per-stage token accounting."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
-from typing import Callable, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from tqdm import tqdm
 
 from retable.agent.llm.base import LLM, Message, Reply
 from retable.agent.llm.cache import CallCache
-from retable.errors import InvalidReply
+from retable.errors import BudgetExhausted, InvalidReply
 from retable.files import fingerprint
 from retable.records import StageUsage
 
 T = TypeVar("T", bound=BaseModel)
+J = TypeVar("J")
+R = TypeVar("R")
 
 
 class UsageLog:
@@ -50,8 +55,12 @@ def parse_reply(text: str, schema_cls: type[T]) -> T:
 
 
 class LLMClient:
-    def __init__(self, llm: LLM, cache: CallCache | None, *, temperature: float, max_tokens: int, max_retries: int, usage: UsageLog | None = None):
+    def __init__(self, llm: LLM, cache: CallCache | None, *, temperature: float, max_tokens: int, max_retries: int, usage: UsageLog | None = None,
+                 budget_tokens: int | None = None, concurrency: int = 1):
         self.llm = llm
+        self.concurrency = concurrency if llm.parallel_safe else 1
+        self._lock = threading.Lock()
+        self.budget_tokens = budget_tokens  # new (uncached) tokens this client may spend
         self.cache = cache
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -66,14 +75,23 @@ class LLMClient:
         stats = self.usage.current()
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
-            stats.cached += 1
+            with self._lock:
+                stats.cached += 1
             return cached
+        if self.budget_tokens is not None:
+            with self._lock:  # calls in flight on other threads are not counted yet: with concurrency the bound is per call
+                total = self.usage.total()
+            used = total.prompt_tokens + total.completion_tokens
+            estimate = sum(len(m["content"]) for m in messages) // 4 + self.max_tokens  # ~4 characters a token, worst-case reply
+            if used + estimate > self.budget_tokens:
+                raise BudgetExhausted(used, self.budget_tokens)
         start = time.perf_counter()
         reply = self.llm.generate(messages, schema, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
-        stats.seconds += time.perf_counter() - start
-        stats.calls += 1
-        stats.prompt_tokens += reply.prompt_tokens
-        stats.completion_tokens += reply.completion_tokens
+        with self._lock:
+            stats.seconds += time.perf_counter() - start
+            stats.calls += 1
+            stats.prompt_tokens += reply.prompt_tokens
+            stats.completion_tokens += reply.completion_tokens
         if self.cache is not None:
             self.cache.put(key, reply)
         return reply
@@ -92,3 +110,20 @@ class LLMClient:
                 last = str(exc)
         self.usage.current().invalid += 1
         raise InvalidReply(last)
+
+    def map(self, fn: Callable[[J], R], jobs: Iterable[J], *, desc: str, unit: str = "call") -> list[R]:
+        """`fn` over `jobs`, in order, `concurrency` at a time (1 for in-process models), with a progress bar."""
+        jobs = list(jobs)
+        if self.concurrency <= 1 or len(jobs) <= 1:
+            with tqdm(jobs, desc=desc, unit=unit) as bar:  # closed before an error message is printed
+                return [fn(j) for j in bar]
+        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(jobs), desc=desc, unit=unit) as bar:
+            futures = [pool.submit(fn, j) for j in jobs]
+            for f in futures:
+                f.add_done_callback(lambda _: bar.update(1))
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise

@@ -13,6 +13,7 @@ class LangChainLLM(LLM):
     the reply is validated (and retried) by the client."""
 
     backend = "langchain"
+    parallel_safe = True
     supports_schema = False
 
     def __init__(self, chat_model, model: str | None = None):

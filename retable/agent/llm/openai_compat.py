@@ -21,6 +21,7 @@ def _refuses_json_schema(exc) -> bool:
 
 class OpenAICompatLLM(LLM):
     backend = "openai"
+    parallel_safe = True
     supports_schema = True
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0, max_retries: int = 3):
