@@ -188,7 +188,9 @@ def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_au
     (probe / "corpus.jsonl").write_text("".join(json.dumps({"_id": it.id, "title": it.title, "text": it.text}) + "\n" for it in items))
     (probe / "queries.jsonl").write_text("".join(json.dumps({"_id": p.query_id, "text": p.query}) + "\n" for p in kept))
     (probe / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{p.query_id}\t{p.item_id}\t1\n" for p in kept))
-    report, verdict = audit_run(run, probe=probe, log=lambda m: None)  # judge.json exists: the embedded LLM is never loaded
+    logs = []
+    report, verdict = audit_run(run, probe=probe, log=logs.append)  # the run's judge stage is current: no LLM is loaded
+    assert "judge: up to date, skipped" in logs
     audit = Audit.model_validate_json((run / "audit.json").read_text())
     assert report == run / "report.html" and report.is_file() and verdict == audit.verdict
     assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"frozen_flat", "frozen_pq", "adapted"}

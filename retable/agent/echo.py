@@ -12,12 +12,12 @@ DATA_TAGS = ("domain", "subtopic", "document")
 _DATA = re.compile(r"<(%s)>.*?</\1>" % "|".join(DATA_TAGS), re.S)
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+def trigrams(tokens: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)}
 
 
 class Echo:
@@ -26,32 +26,32 @@ class Echo:
     Echo(messages).repeats("statin therapy breast cancer") is False."""
 
     def __init__(self, messages: list[Message], threshold: float = 0.5):
-        words = _words(" ".join(_DATA.sub(" ", m["content"]) for m in messages))
-        self.grams = _trigrams(words)
-        self.text = " ".join(words)
+        tokens = words(" ".join(_DATA.sub(" ", m["content"]) for m in messages))
+        self.grams = trigrams(tokens)
+        self.text = " ".join(tokens)
         self.threshold = threshold
         # the real data is the last occurrence of each tag; earlier ones are few-shot examples
         joined = "\n".join(m["content"] for m in messages)
         last = {m.group(1): m for m in _DATA.finditer(joined)}
-        self.data_words = set(_words(" ".join(m.group(0) for m in last.values())))
+        self.data_words = set(words(" ".join(m.group(0) for m in last.values())))
         outside = joined
         for m in sorted(last.values(), key=lambda m: -m.start()):
             outside = outside[: m.start()] + " " + outside[m.end() :]
-        self.prompt_only = set(_words(outside)) - self.data_words
+        self.prompt_only = set(words(outside)) - self.data_words
 
     def leaks(self, text: str) -> bool:
         """True when the text's longer words come from the prompt (its example or instructions) and
         not from the data: at least 3 of them, or half. Catches a copied example mixed with the
         real topic ("I am looking for a quick electric car recipe with lemon")."""
-        words = [w for w in _words(text) if len(w) >= 4]
-        leaked = [w for w in words if w in self.prompt_only]
-        return bool(words) and (len(leaked) >= 3 or len(leaked) / len(words) >= 0.5)
+        long_words = [w for w in words(text) if len(w) >= 4]
+        leaked = [w for w in long_words if w in self.prompt_only]
+        return bool(long_words) and (len(leaked) >= 3 or len(leaked) / len(long_words) >= 0.5)
 
     def repeats(self, text: str) -> bool:
-        words = _words(text)
-        if not words:
+        tokens = words(text)
+        if not tokens:
             return False
-        if len(words) < 3:
-            return " ".join(words) in self.text
-        grams = _trigrams(words)
+        if len(tokens) < 3:
+            return " ".join(tokens) in self.text
+        grams = trigrams(tokens)
         return len(grams & self.grams) / len(grams) >= self.threshold

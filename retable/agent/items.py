@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from retable.agent.echo import Echo
+from retable.agent.echo import Echo, trigrams, words
 from retable.agent.llm import LLMClient
 from retable.agent.prompts import Prompts
 from retable.errors import InvalidReply
@@ -31,9 +31,8 @@ def normalize(text: str) -> str:
     return re.sub(r"\W+", " ", text.lower()).strip()
 
 
-def _trigrams(text: str) -> set[str]:
-    words = normalize(text).split()
-    return {" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    return trigrams(words(text)) or {tuple(words(text))}  # a text under 3 words is its own gram
 
 
 def near_duplicate(text: str, seen: list[set[str]], threshold: float = 0.6) -> bool:

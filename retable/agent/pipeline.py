@@ -165,9 +165,8 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
 
     from retable.evals import audit_stage
     from retable.evals.audit import SCHEMA_VERSION
-    from retable.evals.faithfulness import JUDGE_VERSION
 
-    k_judge = fingerprint(["judge", JUDGE_VERSION, k_filter, llm_id, config.subset("seed", "judge_pairs"), config.audit.judge_informative, prompts.source_hash("judge")])
+    k_judge = audit_stage.judge_key(k_filter, config, prompts)
     state.run("judge", k_judge, ["judge.json"], lambda: audit_stage.write_judge(run_dir, client, prompts, config))
     k_audit = fingerprint(["audit", SCHEMA_VERSION, k_tune, k_judge, description, config.filter_top_k, config.audit.model_dump()])
     state.run("audit", k_audit, ["audit.json"], lambda: audit_stage.write_audit(

@@ -13,8 +13,6 @@ from retable.agent.runstate import RunState
 from retable.config import RunConfig
 from retable.errors import UserError
 from retable.evals import audit_stage
-from retable.evals.faithfulness import JUDGE_VERSION
-from retable.files import fingerprint
 
 NEEDED = ["config.json", "items.jsonl", "queries.jsonl", "pairs.kept.jsonl", "splits.json", "tune.json", "adapter/adapter.json"]
 
@@ -29,19 +27,6 @@ def _check_run(run_dir: Path) -> RunConfig:
         return RunConfig.model_validate(json.loads((run_dir / "config.json").read_text()))
     except ValueError as exc:
         raise UserError(f"{run_dir}/config.json is not a config this retable reads ({str(exc).splitlines()[0]}) — rerun `retable adapt`") from None
-
-
-def _judge_current(run_dir: Path) -> bool:
-    """judge.json exists and was written by this version of the judge."""
-    from retable.evals.faithfulness import JudgeSummary
-
-    try:
-        raw = json.loads((run_dir / "judge.json").read_text())
-        if raw is not None:
-            JudgeSummary.model_validate(raw)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def audit_run(run_dir: Path, *, probe: Path | None = None, judge_pairs: int | None = None, api_key: str | None = None, log=print) -> tuple[Path, str]:
@@ -62,10 +47,8 @@ def audit_run(run_dir: Path, *, probe: Path | None = None, judge_pairs: int | No
         client = LLMClient(make_llm(config, api_key), cache, temperature=config.temperature, max_tokens=config.max_tokens,
                            max_retries=config.max_retries, usage=usage)
         audit_stage.write_judge(run_dir, client, prompts, config)
-    if judge_pairs is not None or not _judge_current(run_dir):  # else the run's own judge stands
-        key = fingerprint(["judge", JUDGE_VERSION, state.stages.get("filter", {}).get("key"), config.subset("llm", "model", "seed", "judge_pairs"),
-                           config.audit.judge_informative, prompts.source_hash("judge")])
-        state.run("judge", key, ["judge.json"], judge)
+    # skipped when the run's own judge stage is current (same key, judge.json unchanged): no LLM is loaded
+    state.run("judge", audit_stage.judge_key(state.stages.get("filter", {}).get("key"), config, prompts), ["judge.json"], judge)
     encoder = Encoder(config.encoder)
     audit = audit_stage.write_audit(run_dir, config, encoder, state.usage_by_stage(), state.seconds_by_stage(), probe=probe, log=log)
     audit_stage.write_report(run_dir)

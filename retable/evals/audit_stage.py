@@ -19,11 +19,20 @@ from retable.evals.drift import measure_drift
 from retable.evals.faithfulness import JudgeSummary, domain_check, judge_pairs, retriever_agreement, unsupported_facts
 from retable.evals.findings import judge_audit
 from retable.evals.report import render_html, render_markdown
-from retable.files import atomic_write_text, read_records, write_json
+from retable.files import atomic_write_text, fingerprint, read_records, write_json
 from retable.records import DomainBrief, DroppedPair, Pair, StageUsage
 from retable.runfiles import load_item_emb, load_items, load_queries, load_query_emb
 
 REPORT_FILES = ["report.md", "report.html"]
+
+
+def judge_key(filter_key: str | None, config: RunConfig, prompts: Prompts) -> str:
+    """The judge stage's fingerprint, the same for `retable adapt` and `retable audit`: the filtered pairs,
+    the LLM settings, the judge's settings, template and code version."""
+    from retable.evals.faithfulness import JUDGE_VERSION
+
+    return fingerprint(["judge", JUDGE_VERSION, filter_key, config.subset("llm", "base_url", "model", "temperature", "max_tokens", "max_retries", "seed",
+                                                                          "judge_pairs"), config.audit.judge_informative, prompts.source_hash("judge")])
 
 
 def write_judge(run_dir: Path, client: LLMClient, prompts: Prompts, config: RunConfig) -> None:

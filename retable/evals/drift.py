@@ -7,11 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-
-def top_k(q: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, items.shape[0])
-    scores = q @ items.T
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+from retable.evals.metrics import search
 
 
 def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b: np.ndarray, k: int = 10) -> float:
@@ -23,7 +19,7 @@ def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b:
     """
     if not len(q_a):
         return 1.0
-    a, b = top_k(q_a, items_a, k), top_k(q_b, items_b, k)
+    a, b = search(items_a, q_a, k)[1], search(items_b, q_b, k)[1]
     return float(np.mean([len(set(x) & set(y)) / a.shape[1] for x, y in zip(a, b)]))
 
 

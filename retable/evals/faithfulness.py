@@ -21,6 +21,7 @@ from scipy.stats import fisher_exact
 from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
+from retable.adapters.tune import recall_at_k
 from retable.agent.llm import LLMClient
 from retable.agent.prompts import Prompts
 from retable.errors import InvalidReply
@@ -106,11 +107,7 @@ def judge_pairs(client: LLMClient, prompts: Prompts, kept: list[Pair], dropped: 
 def retriever_agreement(kept: list[Pair], q_emb: np.ndarray, item_emb: np.ndarray, pos: np.ndarray, top_k: int) -> float:
     """Share of kept pairs whose item the frozen encoder ranks in the top k for its query. The filter
     made this 1 when it ran; less means the pairs were changed after it."""
-    if not len(kept):
-        return 1.0
-    scores = q_emb @ item_emb.T
-    ranks = (scores > scores[np.arange(len(pos)), pos][:, None]).sum(axis=1)
-    return float((ranks < top_k).mean())
+    return recall_at_k(q_emb @ item_emb.T, pos, top_k) if len(kept) else 1.0
 
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
