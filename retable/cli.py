@@ -63,7 +63,8 @@ Description = Annotated[str, typer.Argument(help="Text file describing the domai
 Corpus = Annotated[Optional[Path], typer.Option(help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run folder (resumable; adapt and generate share it). (default: runs/<description name>)")]
 Llm = Annotated[Optional[Backend], typer.Option(help=f"LLM backend. {_d('llm')}")]
-BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (or RETABLE_BASE_URL).")]
+BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (or RETABLE_BASE_URL); several, comma-separated, form a pool of replicas of one model: requests fan out, `concurrency` each, and fail over.")]
+Executor = Annotated[Optional[str], typer.Option(help=f"local, or ray: generation, encoding and the filter's search as Ray Data pipelines (RAY_ADDRESS joins a cluster; needs retable[ray]). {_d('executor')}")]
 Model = Annotated[Optional[str], typer.Option(help="Model name: for openai the served model, for langchain provider:model, for embedded a packaged name (smollm2-135m, qwen2.5-coder-0.5b) or a .gguf path.")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (or RETABLE_API_KEY / OPENAI_API_KEY).")]
 Seed = Annotated[Optional[int], typer.Option(help=f"Random seed. {_d('seed')}")]
@@ -86,6 +87,11 @@ def _run(description: str, corpus: Path | None, out: Path | None, config: Path |
     text = read_description(description, sys.stdin.buffer.read() if description == "-" else None)
     if corpus is not None:
         check_corpus_path(corpus)
+    urls = _csv(overrides.pop("base_url", None)) or []
+    if len(urls) > 1:
+        overrides["endpoints"] = [{"url": u} for u in urls]
+    else:
+        overrides["base_url"] = urls[0] if urls else None
     cfg = build_config(config, llm=llm.value if llm else None, **overrides)
     run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
     return run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None,
@@ -102,6 +108,7 @@ def adapt(
     formats: Formats = None,
     holdout_formats: Optional[str] = typer.Option(None, help="Comma-separated formats generated but kept out of tuning; the audit measures them. (default: none)"),
     rounds: Rounds = None, budget_tokens: Budget = None,
+    executor: Executor = None,
     table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear (residual for description-only runs). {_d('table_kind')}"),
     quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
     config: ConfigFile = None, prompts: PromptsDir = None,
@@ -110,7 +117,7 @@ def adapt(
     report = _run(description, corpus, out, config, prompts, api_key, generate_only=False, llm=llm, base_url=base_url, model=model, seed=seed,
                   max_query_items=max_query_items, n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
                   query_formats=_csv(formats), holdout_formats=_csv(holdout_formats), rounds=rounds, budget_tokens=budget_tokens,
-                  table_kind=table_kind, quantizer=quantizer)
+                  table_kind=table_kind, quantizer=quantizer, executor=executor)
     typer.echo(f"report: {report}")
 
 
@@ -119,11 +126,11 @@ def adapt(
 def generate(
     description: Description, corpus: Corpus = None, out: Out = None, llm: Llm = None, base_url: BaseUrl = None, model: Model = None,
     api_key: ApiKey = None, seed: Seed = None, max_query_items: MaxQueryItems = None, formats: Formats = None, rounds: Rounds = None,
-    budget_tokens: Budget = None, config: ConfigFile = None, prompts: PromptsDir = None,
+    budget_tokens: Budget = None, executor: Executor = None, config: ConfigFile = None, prompts: PromptsDir = None,
 ) -> None:
     """Only the training data: synthetic pairs, filtered, as generated_pairs.jsonl ({query, positive, format, item_id, ...})."""
     path = _run(description, corpus, out, config, prompts, api_key, generate_only=True, llm=llm, base_url=base_url, model=model, seed=seed,
-                max_query_items=max_query_items, query_formats=_csv(formats), rounds=rounds, budget_tokens=budget_tokens)
+                max_query_items=max_query_items, query_formats=_csv(formats), rounds=rounds, budget_tokens=budget_tokens, executor=executor)
     typer.echo(f"pairs: {path}")
 
 

@@ -14,6 +14,15 @@ from retable.evals.thresholds import AuditThresholds
 QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
 
 
+class Endpoint(BaseModel):
+    """One OpenAI-compatible server of a pool (a vLLM or llama.cpp replica)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1)
+    concurrency: int | None = Field(None, ge=1, le=256, description="requests in flight at this endpoint (default: the run's concurrency)")
+
+
 class RunConfig(BaseModel):
     """Every setting of a run. Stages fingerprint the subset they read, so changing one reruns only
     that stage and what comes after it."""
@@ -25,6 +34,10 @@ class RunConfig(BaseModel):
     llm: Literal["embedded", "openai", "langchain"] = "embedded"
     base_url: str | None = None
     model: str | None = None
+    endpoints: list[Endpoint] = Field(default_factory=list, description="several servers of one model: requests fan out, each endpoint with its own concurrency, and fail over")
+    endpoint_cooldown: float = Field(30.0, ge=0, description="seconds a failed endpoint rests before it gets requests again")
+    executor: Literal["local", "ray"] = Field("local", description="ray: generation, encoding and the filter's search as Ray Data pipelines (RAY_ADDRESS joins a cluster)")
+    ann_threshold: int = Field(250_000, ge=1, description="above this many items, the filter's top-k search uses faiss IVF-PQ instead of an exact scan")
     llm_timeout: float = Field(120.0, gt=0, description="seconds one remote LLM request may take")
     llm_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) of a remote request on 429, 5xx, timeouts")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
@@ -68,6 +81,12 @@ class RunConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown query formats {unknown}; choose from {list(QUERY_FORMATS)}")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _endpoints_need_openai(self) -> "RunConfig":
+        if self.endpoints and self.llm != "openai":
+            raise ValueError("endpoints are OpenAI-compatible servers — add --llm openai")
+        return self
 
     @model_validator(mode="after")
     def _holdout_leaves_one(self) -> "RunConfig":

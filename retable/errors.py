@@ -9,6 +9,11 @@ class UserError(Exception):
     """
 
 
+class EndpointDown(UserError):
+    """An LLM endpoint did not answer usably (no connection, timeout, HTTP 429/5xx after retries, not an
+    OpenAI reply). With several endpoints the pool fails over to another; with one it is the user's error."""
+
+
 class InvalidReply(Exception):
     """An LLM reply that failed validation after every retry; the stage counts and skips it."""
 
@@ -20,3 +25,6 @@ class BudgetExhausted(Exception):
     def __init__(self, used: int, budget: int):
         super().__init__(f"token budget {budget:,} reached ({used:,} new tokens used)")
         self.used, self.budget = used, budget
+
+    def __reduce__(self):  # crosses process boundaries (Ray workers) intact
+        return BudgetExhausted, (self.used, self.budget)

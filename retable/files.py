@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel
 
@@ -17,19 +18,26 @@ from retable.records import Item
 R = TypeVar("R", bound=BaseModel)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+@contextmanager
+def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside `path` to write; when the block ends without error it is fsynced and renamed
+    onto `path` (readers never see half a file), otherwise removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -41,7 +49,10 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_records(path: Path, records: Iterable[BaseModel]) -> None:
-    atomic_write_text(path, "".join(r.model_dump_json() + "\n" for r in records))
+    """One JSON line per record, streamed to disk (the records may come from a generator)."""
+    with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(r.model_dump_json() + "\n")
 
 
 def read_records(path: Path, cls: type[R]) -> list[R]:
@@ -97,10 +108,10 @@ def check_corpus_path(path: Path) -> None:
         raise UserError(f"corpus file {path} not found — pass a BEIR corpus.jsonl or JSONL with id and text")
 
 
-def load_corpus(path: Path) -> list[Item]:
-    """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`."""
+def iter_corpus(path: Path) -> Iterator[Item]:
+    """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`, read one
+    line at a time; a bad line is a UserError naming it. Only the ids seen are kept in memory."""
     check_corpus_path(path)
-    items: list[Item] = []
     seen: set[str] = set()
     try:
         fh = path.open(encoding="utf-8")
@@ -128,12 +139,20 @@ def load_corpus(path: Path) -> list[Item]:
                     raise UserError(f"corpus {path} line {n} repeats id {item_id} — ids must be unique")
                 seen.add(item_id)
                 title = row.get("title") or ""
-                items.append(Item(id=item_id, title=str(title).strip(), text=text.strip(), source="corpus"))
+                yield Item(id=item_id, title=str(title).strip(), text=text.strip(), source="corpus")
         except UnicodeDecodeError:
             raise UserError(f"corpus {path} is not UTF-8 text — convert it to UTF-8 JSONL") from None
-    if not items:
+    if not seen:
         raise UserError(f"corpus {path} holds no items — it needs one JSON object with id and text per line")
-    return items
+
+
+def load_corpus(path: Path) -> list[Item]:
+    return list(iter_corpus(path))
+
+
+def check_corpus(path: Path) -> int:
+    """Read the whole corpus once, streaming, so bad input fails before any LLM call; returns its size."""
+    return sum(1 for _ in iter_corpus(path))
 
 
 def write_npy(path: Path, array) -> None:
@@ -144,6 +163,23 @@ def write_npy(path: Path, array) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def encode_to_npy(encoder, texts: list[str], path: Path, chunk: int = 8192):
+    """Encode `texts` a chunk at a time straight into a .npy file on disk (written beside `path`, then
+    renamed), so memory holds one chunk's vectors, not the corpus's twice; returns the file mapped read-only."""
+    import numpy as np
+    from tqdm import tqdm
+
+    with replacing(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
+        with tqdm(total=len(texts), desc="encode", unit="text", disable=len(texts) <= chunk) as bar:
+            for start in range(0, len(texts), chunk):
+                out[start:start + chunk] = encoder.encode(texts[start:start + chunk], progress=len(texts) <= chunk)
+                bar.update(min(chunk, len(texts) - start))
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r")
 
 
 def read_npy(path: Path):

@@ -23,6 +23,9 @@ class FakeOpenAI:
         self.kill_pid: int | None = None
         self.kill_at: int | None = None
         self.fail_after: int | None = None  # answer this many requests, then HTTP 500
+        self.delay = 0.0  # seconds each answer takes, so that concurrent requests overlap
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.Lock()
         server = self
 
@@ -61,8 +64,13 @@ class FakeOpenAI:
                     return self._send(504, b"{}")
                 schema = body["response_format"]["json_schema"]["schema"]
                 with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                time.sleep(server.delay)
+                with server.lock:
                     text = server.responder(body["messages"], schema, seed=body.get("seed"))
                     server.answered += 1
+                    server.in_flight -= 1
                 reply = {"id": f"c{n}", "object": "chat.completion", "created": 0, "model": body["model"],
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}

@@ -2,12 +2,6 @@
 OpenAI-compatible backend against a real llama-cpp-python server on 127.0.0.1."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from pydantic import BaseModel, Field
@@ -15,6 +9,7 @@ from pydantic import BaseModel, Field
 from retable.agent.llm import LLMClient
 from retable.agent.llm.embedded import EmbeddedLLM, embedded_model_path
 from retable.agent.llm.langchain_chat import LangChainLLM
+from retable.agent.llm.llama_servers import llama_servers
 from retable.agent.llm.openai_compat import OpenAICompatLLM
 from retable.errors import UserError
 
@@ -82,37 +77,10 @@ def test_embedded_model_returns_schema_valid_json():
     assert client.usage.current().completion_tokens > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path("smollm2-135m")),
-           "--host", "127.0.0.1", "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail("llama_cpp.server exited: " + log.read()[-2000:])
-        try:
-            urllib.request.urlopen(url + "/models", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not answer within 90 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with llama_servers(1, tmp_path_factory.mktemp("server"), n_threads=2) as urls:
+        yield urls[0]
 
 
 @pytest.mark.integration

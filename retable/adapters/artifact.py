@@ -111,6 +111,7 @@ class AdapterIndex:
         self._emb = read_npy(emb_path) if emb_path.is_file() else None
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
+        self._index = None  # built at the first search
 
     def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
         a = self.adapter
@@ -130,13 +131,17 @@ class AdapterIndex:
         ids = [it.id for it in batch]
         self._vectors = np.vstack([self._vectors, self._compute(codes, emb, ids)])
         self.ids.extend(ids)
+        self._index = None
         return len(batch)
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        from retable.evals.metrics import search
+        """The k best items; exact up to search_index.ANN_THRESHOLD items, IVF-PQ above (built once)."""
+        from retable.search_index import build
 
+        if self._index is None:
+            self._index = build(self._vectors)
         q = self.adapter.query_vectors(self.encoder.encode([query]))
-        scores, rows = search(self._vectors, q, k)
+        scores, rows = self._index.search(np.ascontiguousarray(q, dtype=np.float32), min(k, len(self.ids)))
         return [(self.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
 
 

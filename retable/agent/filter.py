@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from retable.agent.items import normalize
 from retable.records import DroppedPair, Item, Pair, Query
+from retable.search_index import top_k_rows
 
+Search = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 MIN_COPY_WORDS = 6  # a query this long found verbatim in its item counts as copied
 
 
@@ -25,23 +29,38 @@ def _drop_reason(query: Query, item_text: str, seen: set[str]) -> str | None:
     return None
 
 
-def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, query_emb: np.ndarray, top_k: int) -> tuple[list[Pair], list[DroppedPair]]:
-    """item_emb rows follow `items`; query_emb rows follow `queries`."""
-    import faiss
+def ranks_of_targets(item_emb: np.ndarray, query_emb: np.ndarray, targets: np.ndarray, top_k: int, search: Search | None = None) -> np.ndarray:
+    """Each query's rank of its own item: 1 + the number of items scoring strictly higher. A target the
+    search returns among its top k is ranked against those candidates (exact for an exact search; for
+    IVF-PQ it can only come out better than exact, when the search missed an item that beats it); a
+    target it does not return is ranked against every item, so a pair the filter drops has its exact rank."""
+    k = min(top_k, len(item_emb))
+    if len(query_emb) == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = (search or top_k_rows)(item_emb, query_emb, k)
+    ranks = np.empty(len(query_emb), dtype=np.int64)
+    for qi, target in enumerate(targets):
+        rows = top[qi][top[qi] >= 0]
+        if target in rows:
+            scores, own = item_emb[rows] @ query_emb[qi], int(np.flatnonzero(rows == target)[0])
+        else:
+            scores, own = item_emb @ query_emb[qi], int(target)
+        ranks[qi] = int((scores > scores[own]).sum()) + 1  # the target's score from the same product: no rounding against itself
+    return ranks
 
+
+def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, query_emb: np.ndarray, top_k: int,
+                 search: Search | None = None) -> tuple[list[Pair], list[DroppedPair]]:
+    """item_emb rows follow `items`; query_emb rows follow `queries`. `search(item_emb, query_emb, k)`
+    returns the top-k rows per query (default: search_index; the Ray executor passes its own)."""
     row = {it.id: i for i, it in enumerate(items)}
-    index = faiss.IndexFlatIP(item_emb.shape[1])
-    index.add(item_emb)
-    k = min(top_k, len(items))
-    _, top = index.search(query_emb, k) if len(queries) else (None, np.zeros((0, k), dtype=np.int64))
+    ranks = ranks_of_targets(item_emb, query_emb, np.array([row[q.item_id] for q in queries], dtype=np.int64), top_k, search)
     texts = {it.id: normalize(it.encode_text()) for it in items}
     kept: list[Pair] = []
     dropped: list[DroppedPair] = []
     seen: set[str] = set()
     for qi, q in enumerate(queries):
-        target = row[q.item_id]
-        hits = np.flatnonzero(top[qi] == target)
-        rank = int(hits[0]) + 1 if len(hits) else int((item_emb @ query_emb[qi] > float(item_emb[target] @ query_emb[qi])).sum()) + 1
+        rank = int(ranks[qi])
         fields = dict(query_id=q.id, query=q.text, item_id=q.item_id, format=q.format, rank=rank)
         reason = _drop_reason(q, texts[q.item_id], seen)
         if reason is None and rank > top_k:

@@ -3,7 +3,9 @@ when its fingerprint (settings + upstream fingerprints) and output files are unc
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +19,12 @@ from retable.agent.rounds import ROUNDS_VERSION, Generated, agent_rounds
 from retable.agent.runstate import RunState
 from retable.config import RunConfig
 from retable.errors import UserError
-from retable.files import atomic_write_text, fingerprint, load_corpus, read_npy, read_records, sha256_file, write_json, write_npy, write_records
+from retable.executor import make_executor
+from retable.files import (atomic_write_text, check_corpus, encode_to_npy, fingerprint, iter_corpus, read_npy, read_records, sha256_file,
+                           write_json, write_npy, write_records)
 from retable.records import DomainBrief, Item, Pair, Query
 from retable.runfiles import ROUND_FILES, load_item_emb, load_items, load_queries, load_query_emb
+from retable.search_index import top_k_rows
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -35,16 +40,21 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 
 class _Lazy:
-    """The encoder, loaded only when a stage that needs it runs."""
+    """The encoder, loaded only when a stage that needs it runs; with the Ray executor its `encode`
+    runs on Ray's workers."""
 
-    def __init__(self, name: str):
-        self.name, self._enc = name, None
+    def __init__(self, name: str, executor=None):
+        self.name, self.executor, self._enc = name, executor, None
 
     def get(self):
         if self._enc is None:
             from retable.adapters.encoder import Encoder
 
             self._enc = Encoder(self.name)
+            if self.executor is not None:
+                from retable.executor.ray_data import RayEncoder
+
+                self._enc = RayEncoder(self._enc, self.executor)
         return self._enc
 
 
@@ -62,19 +72,27 @@ def export_pairs(run_dir: Path, items: list[Item], queries: list[Query], kept: l
     return run_dir / GENERATED
 
 
+def write_endpoint_stats(run_dir: Path, llm: LLM) -> None:
+    """A pool of endpoints: calls, failures and resting state of each, in endpoints.json."""
+    if hasattr(llm, "stats"):
+        write_json(run_dir / "endpoints.json", llm.stats())
+
+
 def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, corpus: Path | None = None,
               prompts: Prompts | None = None, log: Callable[[str], None] = print, generate_only: bool = False) -> Path:
     """Run every stage; return the path of report.html. With `generate_only`, stop after the data
     (brief, items, queries, filter and the agent's rounds) and return the exported pairs file."""
     prepare_run_dir(run_dir)
-    corpus_items = load_corpus(corpus) if corpus is not None else None  # bad input fails before any LLM call
+    if corpus is not None:
+        check_corpus(corpus)  # bad input fails before any LLM call
     prompts = prompts or Prompts()
     usage = UsageLog()
     state = RunState(run_dir, usage, log)
     cache = CallCache(run_dir / "llm_cache.sqlite")
+    executor = make_executor(config.executor, concurrency=config.concurrency)
     client = LLMClient(llm, cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries, usage=usage,
-                       budget_tokens=config.budget_tokens, concurrency=config.concurrency)
-    encoder = _Lazy(config.encoder)
+                       budget_tokens=config.budget_tokens, concurrency=config.concurrency, executor=executor)
+    encoder = _Lazy(config.encoder, executor)
     write_json(run_dir / "config.json", config.model_dump())
     atomic_write_text(run_dir / "description.txt", description)  # `retable audit` reads it back
     llm_id = [llm.backend, llm.model, config.temperature, config.max_tokens, config.max_retries]
@@ -94,7 +112,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
 
     if corpus is not None:
         k_items = fingerprint(["items", "corpus", sha256_file(corpus)])
-        state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), corpus_items))
+        state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), iter_corpus(corpus)))
     else:
         k_items = fingerprint(["items", k_brief, llm_id, config.subset("seed", "n_subtopics", "items_per_subtopic"), prompts.source_hash("items")])
         state.run("items", k_items, ["items.jsonl"], lambda: write_records(p("items.jsonl"), synthesize_items(
@@ -113,12 +131,13 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     k_embed_items = fingerprint(["embed_items", k_items, config.encoder])
 
     def embed_items():
-        vectors = encoder.get().encode([it.encode_text() for it in items], progress=True)
-        write_npy(p("item_emb.npy"), vectors)
+        encode_to_npy(encoder.get(), [it.encode_text() for it in items], p("item_emb.npy"))
         if corpus is not None:  # `retable eval` on the same corpus file reuses these
             from retable.evals.evaluate import corpus_cache_path
 
-            write_npy(corpus_cache_path(run_dir, corpus, encoder.get().checksum()), vectors)
+            cached = corpus_cache_path(run_dir, corpus, encoder.get().checksum())
+            cached.parent.mkdir(exist_ok=True)
+            shutil.copyfile(p("item_emb.npy"), cached)
     state.run("embed_items", k_embed_items, ["item_emb.npy"], embed_items)
     k_embed = fingerprint(["embed_queries", k_embed_items, k_queries])
     state.run("embed_queries", k_embed, ["query_emb.npy"], lambda: write_npy(
@@ -128,8 +147,12 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     k_filter = fingerprint(["filter", ROUNDS_VERSION, k_embed, config.filter_top_k, llm_id, prompts.source_hash("items"), prompts.source_hash("queries"), config.subset(
         "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items", "round_queries", "budget_tokens")])
 
+    search = functools.partial(executor.search if executor else top_k_rows, ann_threshold=config.ann_threshold)
+    if len(items) > config.ann_threshold:  # approximate search can change ranks: part of the filter's fingerprint then
+        k_filter = fingerprint([k_filter, "ann", config.ann_threshold])
+
     def do_filter():
-        g = Generated(list(items), list(queries), item_emb, query_emb)
+        g = Generated(list(items), list(queries), item_emb, query_emb, search=search)
         history = agent_rounds(g, client=client, prompts=prompts, encoder=encoder.get(), description=description, brief=brief,
                                formats=config.query_formats, rounds=config.rounds, min_pairs_per_subtopic=config.min_pairs_per_subtopic,
                                min_format_pass=config.min_format_pass, items_per_round=config.round_items,
@@ -147,6 +170,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     kept = read_records(p("pairs.kept.jsonl"), Pair)
     if len(items) < 16 and not generate_only:
         raise UserError(f"only {len(items)} items — at least 16 are needed to train a quantizer; give a larger --corpus or raise items_per_subtopic")
+    write_endpoint_stats(run_dir, llm)
     if generate_only:
         cache.close()
         return export_pairs(run_dir, items, queries, kept)

@@ -27,6 +27,7 @@ def _packaged(name: str) -> str | None:
 
 class Prompts:
     def __init__(self, override_dir: Path | None = None):
+        self.override_dir = override_dir
         loaders = []
         if override_dir is not None:
             if not override_dir.is_dir():
@@ -34,6 +35,12 @@ class Prompts:
             loaders.append(FileSystemLoader(str(override_dir)))
         loaders.append(FunctionLoader(_packaged))
         self.env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+    def __getstate__(self) -> dict:  # Ray ships prompts to its workers; the Jinja environment is rebuilt there
+        return {"override_dir": self.override_dir}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["override_dir"])
 
     def source_hash(self, task: str) -> str:
         """Hash of the template text in use, part of its stage's fingerprint."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -55,11 +56,12 @@ class Generated:
     kept: list[Pair] = field(default_factory=list)
     dropped: list[DroppedPair] = field(default_factory=list)
     off_domain: set[str] = field(default_factory=set)
+    search: Callable | None = None  # the executor's top-k search (None: search_index here)
 
     def refilter(self, top_k: int, anchors: tuple[list[str], np.ndarray] | None = None) -> None:
         """Round-trip filter every pair; with `anchors` (description and subtopics, and their vectors),
         the pairs of synthetic items that strayed from the domain are dropped as off_domain_item."""
-        self.kept, self.dropped = filter_pairs(self.queries, self.items, self.item_emb, self.query_emb, top_k)
+        self.kept, self.dropped = filter_pairs(self.queries, self.items, self.item_emb, self.query_emb, top_k, self.search)
         synthetic = [i for i, it in enumerate(self.items) if it.source == "synthetic"]
         if anchors is None or len(synthetic) < 8:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import time
 from pathlib import Path
@@ -24,6 +25,11 @@ def _fault_point(stage: str, point: str) -> None:
     but before the manifest records them) to prove that a rerun resumes correctly."""
     if os.environ.get(FAULT_ENV) == f"{stage}:{point}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports KiB). Ray's workers are other processes."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class RunState:
@@ -65,10 +71,11 @@ class RunState:
             "files": {rel: sha256_file(self.run_dir / rel) for rel in files},
             "seconds": round(seconds, 3),
             "usage": u.model_dump(),
+            "peak_rss_mb": peak_rss_mb(),
         }
         write_json(self.path, {"stages": self.stages})
         calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""
-        self.log(f"{name}: done in {seconds:.1f} s{calls}")
+        self.log(f"{name}: done in {seconds:.1f} s{calls}, peak memory {self.stages[name]['peak_rss_mb']:,.0f} MB")
 
     def accept_edit(self, name: str, key: str, files: list[str]) -> None:
         """Record `files`, changed by hand since `name` wrote them with this same key, as the stage's output."""

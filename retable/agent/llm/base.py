@@ -25,6 +25,7 @@ class LLM(ABC):
     backend: str = "abstract"
     supports_schema: bool = False
     parallel_safe: bool = False  # may several threads call generate at once (remote servers: yes; llama.cpp in-process: no)
+    max_in_flight: int | None = None  # a pool of endpoints sets the sum of their slots; otherwise the client's concurrency
 
     def __init__(self, model: str):
         self.model = model

@@ -31,6 +31,11 @@ class CallCache:
             self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)", (key, *reply))
             self._db.commit()
 
+    def snapshot(self) -> dict[str, Reply]:
+        """Every cached reply, for executors whose workers cannot open this file."""
+        with self._lock:
+            return {k: Reply(*rest) for k, *rest in self._db.execute("SELECT key, text, prompt_tokens, completion_tokens FROM calls")}
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
@@ -38,3 +43,23 @@ class CallCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class MemoryCache:
+    """A worker's copy of the run's cache: reads a snapshot, and keeps what it adds in `new` so the
+    driver can write it to the run's CallCache."""
+
+    def __init__(self, snapshot: dict[str, Reply]):
+        self._data = dict(snapshot)
+        self.new: list[tuple[str, Reply]] = []
+
+    def get(self, key: str) -> Reply | None:
+        return self._data.get(key)
+
+    def put(self, key: str, reply: Reply) -> None:
+        self._data[key] = reply
+        self.new.append((key, reply))
+
+    def take_new(self) -> list[tuple[str, Reply]]:
+        out, self.new = self.new, []
+        return out

@@ -34,12 +34,17 @@ class UsageLog:
     def current(self) -> StageUsage:
         return self.by_stage[self.stage]
 
+    def add(self, usage: StageUsage) -> None:
+        """Add another process's counts (a Ray worker's) to the current stage."""
+        stats = self.current()
+        for name in StageUsage.model_fields:
+            setattr(stats, name, getattr(stats, name) + getattr(usage, name))
+
     def total(self) -> StageUsage:
-        out = StageUsage()
+        out = UsageLog()
         for u in self.by_stage.values():
-            for field in StageUsage.model_fields:
-                setattr(out, field, getattr(out, field) + getattr(u, field))
-        return out
+            out.add(u)
+        return out.current()
 
 
 def parse_reply(text: str, schema_cls: type[T]) -> T:
@@ -56,9 +61,10 @@ def parse_reply(text: str, schema_cls: type[T]) -> T:
 
 class LLMClient:
     def __init__(self, llm: LLM, cache: CallCache | None, *, temperature: float, max_tokens: int, max_retries: int, usage: UsageLog | None = None,
-                 budget_tokens: int | None = None, concurrency: int = 1):
+                 budget_tokens: int | None = None, concurrency: int = 1, executor=None):
         self.llm = llm
-        self.concurrency = concurrency if llm.parallel_safe else 1
+        self.concurrency = (llm.max_in_flight or concurrency) if llm.parallel_safe else 1
+        self.executor = executor  # None: threads here; an executor with `map_calls` (Ray) runs the jobs elsewhere
         self._lock = threading.Lock()
         self.budget_tokens = budget_tokens  # new (uncached) tokens this client may spend
         self.cache = cache
@@ -66,6 +72,30 @@ class LLMClient:
         self.max_tokens = max_tokens
         self.max_retries = max_retries
         self.usage = usage or UsageLog()
+
+    def __getstate__(self) -> dict:
+        """What a worker process gets: the cache as an in-memory snapshot that records new replies, a
+        fresh usage log for the same stage, and what is left of the token budget."""
+        from retable.agent.llm.cache import CallCache, MemoryCache
+
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        if isinstance(self.cache, CallCache):
+            state["cache"] = MemoryCache(self.cache.snapshot())
+        if self.budget_tokens is not None:
+            total = self.usage.total()
+            state["budget_tokens"] = max(0, self.budget_tokens - total.prompt_tokens - total.completion_tokens)
+        usage = UsageLog()
+        usage.stage = self.usage.stage
+        state.update(usage=usage, executor=None, concurrency=1)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def add_usage(self, usage: StageUsage) -> None:
+        with self._lock:
+            self.usage.add(usage)
 
     def _key(self, messages: list[Message], schema: dict, seed: int) -> str:
         return fingerprint([self.llm.backend, self.llm.model, messages, schema, self.temperature, self.max_tokens, seed])
@@ -114,6 +144,8 @@ class LLMClient:
     def map(self, fn: Callable[[J], R], jobs: Iterable[J], *, desc: str, unit: str = "call") -> list[R]:
         """`fn` over `jobs`, in order, `concurrency` at a time (1 for in-process models), with a progress bar."""
         jobs = list(jobs)
+        if self.executor is not None and len(jobs) > 1:
+            return self.executor.map_calls(self, fn, jobs, desc=desc, unit=unit)
         if self.concurrency <= 1 or len(jobs) <= 1:
             with tqdm(jobs, desc=desc, unit=unit) as bar:  # closed before an error message is printed
                 return [fn(j) for j in bar]

@@ -80,6 +80,9 @@ class EmbeddedLLM(LLM):
         self.n_threads = n_threads
         self._llama = None
 
+    def __getstate__(self) -> dict:  # a Ray worker loads its own copy of the model
+        return {**self.__dict__, "_llama": None}
+
     def _load(self):
         if self._llama is None:
             from llama_cpp import Llama

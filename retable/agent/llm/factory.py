@@ -11,6 +11,15 @@ def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
         from retable.agent.llm.embedded import EmbeddedLLM
 
         return EmbeddedLLM(config.model)
+    if config.llm == "openai" and config.endpoints:
+        from retable.agent.llm.openai_compat import OpenAICompatLLM
+        from retable.agent.llm.pool import EndpointPool
+
+        retries = min(config.llm_retries, 1)  # the pool's failover is the retry
+        pool = EndpointPool([(OpenAICompatLLM(config.model, e.url, api_key, timeout=config.llm_timeout, max_retries=retries), e.concurrency or config.concurrency)
+                             for e in config.endpoints], cooldown=config.endpoint_cooldown)
+        pool.check_reachable()
+        return pool
     if config.llm == "openai":
         from retable.agent.llm.openai_compat import OpenAICompatLLM
 

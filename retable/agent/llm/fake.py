@@ -16,8 +16,9 @@ class FakeLLM(LLM):
     backend = "fake"
     supports_schema = True
 
-    def __init__(self, responder: Responder | None = None, model: str = "scripted"):
+    def __init__(self, responder: Responder | None = None, model: str = "scripted", pass_seed: bool = False):
         super().__init__(model)
+        self.pass_seed = pass_seed  # responder(messages, schema, seed=...): replies depend on the request alone
         self.queue: deque[str] = deque()
         self.responder = responder
         self.history: list[dict] = []
@@ -31,7 +32,7 @@ class FakeLLM(LLM):
         if self.queue:
             text = self.queue.popleft()
         elif self.responder is not None:
-            text = self.responder(messages, schema)
+            text = self.responder(messages, schema, seed=seed) if self.pass_seed else self.responder(messages, schema)
         else:
             raise AssertionError("FakeLLM has no queued reply and no responder")
         prompt_tokens = sum(len(m["content"].split()) for m in messages)
