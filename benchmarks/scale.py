@@ -1,5 +1,5 @@
-"""Scale: how time and peak memory grow with the corpus, the Ray executor against the local one, and
-LLM throughput with one endpoint against three.
+"""Scale: how time and peak memory grow with the corpus, the Ray executor against the local one, LLM
+throughput with one endpoint against three, and exact search against IVF-PQ.
 
 1. Corpus mode on cheap synthetic items (random sentences from a small biomedical vocabulary, not LLM
    output), queries from the tests' scripted fake LLM: each size runs `retable adapt`'s pipeline in a
@@ -9,8 +9,10 @@ LLM throughput with one endpoint against three.
 3. Endpoint fan-out: the same LLM jobs through 1 and through 3 endpoints (concurrency 1 each), once on
    fake servers that take a fixed time per answer (latency-bound, like a remote API), once on real
    llama.cpp servers of SmolLM2 with one thread each (compute-bound, on this machine's cores).
+4. Exact search against IVF-PQ on the four BEIR collections of ../shared/datasets in one index: overlap of
+   the top 10, nDCG@10 per collection, time per query and index size.
 
-    .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--parts scale ray endpoints]
+    .venv/bin/python benchmarks/scale.py [--sizes 10000 100000] [--parts scale ray endpoints ann]
 
 Writes benchmarks/results/scale.json and prints a table per part.
 """
@@ -166,12 +168,92 @@ def part_endpoints(work: Path, jobs: int, latency: float) -> dict:
     return {"jobs": jobs, "fake_latency_s": latency, "cores": os.cpu_count(), **out}
 
 
+def _ann_timing(n: int, d: int, queries: int) -> dict:
+    """Search time per query, top 10, exact against IVF-PQ at a size above the default threshold."""
+    import numpy as np
+
+    from retable.search_index import build, search
+
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(n, d)).astype(np.float32)
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    q = items[rng.choice(n, queries, replace=False)]
+    out = {"items": n, "queries": queries}
+    for name, threshold in (("flat", n), ("ivf_pq", 0)):
+        start = time.perf_counter()
+        index = build(items, ann_threshold=threshold)
+        out[f"{name}_build_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        search(index, items, q, 10)
+        out[f"{name}_ms_per_query"] = 1000 * (time.perf_counter() - start) / queries
+    return out
+
+
+def part_ann(datasets: Path, cache: Path) -> dict:
+    """Exact search against IVF-PQ on the four collections' corpora in one index (real MiniLM vectors):
+    overlap of the top 10 and each collection's nDCG@10 with its own judged queries."""
+    import faiss
+    import numpy as np
+
+    from retable.adapters.encoder import Encoder
+    from retable.evals.beir import load_beir
+    from retable.evals.evaluate import corpus_cache_path
+    from retable.evals.metrics import evaluate, to_run
+    from retable.files import encode_to_npy
+    from retable.search_index import RERANK, build, search
+
+    encoder = Encoder("all-MiniLM-L6-v2")
+    checksum = encoder.checksum()
+    vectors, ids, sets = [], [], {}
+    for folder in sorted(d for d in datasets.iterdir() if (d / "corpus.jsonl").is_file()):
+        corpus, queries, qrels = load_beir(folder)
+        path = corpus_cache_path(cache, folder / "corpus.jsonl", checksum)
+        vectors.append(np.load(path) if path.is_file() else np.asarray(encode_to_npy(encoder, [it.encode_text() for it in corpus], path)))
+        ids += [f"{folder.name}/{it.id}" for it in corpus]
+        qids = sorted(queries)
+        sets[folder.name] = (qids, encoder.encode([queries[q] for q in qids]), {q: {f"{folder.name}/{d}": r for d, r in qrels[q].items()} for q in qids})
+    items = np.vstack(vectors)
+    indexes, out = {}, {"items": len(items), "datasets": {}}
+    for name, threshold in (("flat", len(items)), ("ivf_pq", 0)):
+        start = time.perf_counter()
+        indexes[name] = build(items, ann_threshold=threshold)
+        out[f"{name}_build_s"] = time.perf_counter() - start
+        out[f"{name}_bytes"] = int(faiss.serialize_index(indexes[name]).size)
+    all_q = np.vstack([q for _, q, _ in sets.values()])
+    found = {}
+    for name, index in indexes.items():
+        start = time.perf_counter()
+        found[name] = search(index, items, all_q, 100)
+        out[f"{name}_ms_per_query"] = 1000 * (time.perf_counter() - start) / len(all_q)
+    _, raw = indexes["ivf_pq"].search(all_q, 10)
+    out["ivf_pq_without_rescoring_overlap_at_10"] = float(np.mean([len(set(a) & set(b[:10])) / 10 for a, b in zip(raw, found["flat"][1])]))
+    out["rerank_factor"] = RERANK
+    out["ivf_pq_overlap_at_10"] = float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(found["flat"][1], found["ivf_pq"][1])]))
+    start = 0
+    for name, (qids, q, judged) in sets.items():
+        rows = slice(start, start + len(qids))
+        start += len(qids)
+        out["datasets"][name] = {system: evaluate(judged, to_run(qids, ids, f[0][rows], f[1][rows]))["ndcg@10"] for system, f in found.items()}
+    print(f"\n{out['items']:,} items (four collections in one index): IVF-PQ, candidates re-scored, keeps {out['ivf_pq_overlap_at_10']:.1%} "
+          f"of the exact top 10 ({out['ivf_pq_without_rescoring_overlap_at_10']:.1%} without re-scoring); "
+          f"{out['flat_ms_per_query']:.2f} vs {out['ivf_pq_ms_per_query']:.2f} ms a query; index {out['flat_bytes'] / 1e6:.1f} vs {out['ivf_pq_bytes'] / 1e6:.1f} MB")
+    out["timing_at_threshold"] = _ann_timing(300_000, items.shape[1], queries=1000)
+    t = out["timing_at_threshold"]
+    print(f"{t['items']:,} random vectors (timing only): exact {t['flat_ms_per_query']:.2f} vs IVF-PQ {t['ivf_pq_ms_per_query']:.2f} ms a query (top 10), "
+          f"IVF-PQ built in {t['ivf_pq_build_s']:.0f} s")
+    print(f"{'collection':<10} {'exact nDCG@10':>14} {'IVF-PQ':>8}")
+    for name, r in out["datasets"].items():
+        print(f"{name:<10} {r['flat']:>14.4f} {r['ivf_pq']:>8.4f}")
+    return out
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         return child(Path(sys.argv[2]), Path(sys.argv[3]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument("--parts", nargs="+", default=["scale", "ray", "endpoints"], choices=["scale", "ray", "endpoints"])
+    ap.add_argument("--parts", nargs="+", default=["scale", "ray", "endpoints", "ann"], choices=["scale", "ray", "endpoints", "ann"])
+    ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets", help="BEIR folders for the ann part")
     ap.add_argument("--jobs", type=int, default=24, help="LLM jobs per endpoint measurement")
     ap.add_argument("--latency", type=float, default=0.2, help="seconds a fake server takes per answer")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.json")
@@ -186,6 +268,8 @@ def main() -> None:
             results["ray"] = {**part_ray(min(args.sizes), work), "command": command}
         if "endpoints" in args.parts:
             results["endpoints"] = {**part_endpoints(work, args.jobs, args.latency), "command": command}
+        if "ann" in args.parts:  # corpus vectors are cached under runs/ (gitignored) for reruns
+            results["ann"] = {**part_ann(args.datasets, ROOT / "runs" / "ann-cache"), "command": command}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")

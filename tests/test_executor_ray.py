@@ -120,3 +120,14 @@ def test_an_unknown_executor_is_one_line_and_exit_2(tmp_path):
     with FakeOpenAI() as server:
         r = _cli(tmp_path, "--base-url", server.url, "--executor", "spark")
     assert r.returncode == 2 and r.stderr.startswith("error: invalid setting executor") and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.integration
+def test_ray_search_above_the_threshold_uses_the_drivers_ivf_pq_index(local_ray):
+    from retable.executor.ray_data import RayExecutor
+
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(12_000, 32)).astype(np.float32)
+    queries = rng.normal(size=(1500, 32)).astype(np.float32)
+    rows = RayExecutor().search(items, queries, 10, ann_threshold=10_000)
+    np.testing.assert_array_equal(rows, top_k_rows(items, queries, 10, ann_threshold=10_000))  # the same IVF-PQ index, trained once

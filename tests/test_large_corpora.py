@@ -10,7 +10,7 @@ import pytest
 from retable.agent.filter import ranks_of_targets
 from retable.errors import UserError
 from retable.files import check_corpus, encode_to_npy, iter_corpus
-from retable.search_index import build, top_k, top_k_rows
+from retable.search_index import build, search, top_k, top_k_rows
 
 
 class CountingEncoder:
@@ -54,17 +54,21 @@ def _vectors(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_ivf_pq_above_the_threshold_finds_most_of_the_exact_neighbours():
+def test_ivf_pq_above_the_threshold_rescored_exactly_finds_most_of_the_exact_neighbours():
     import faiss
 
     items, queries = _vectors(20_000), _vectors(200, seed=1)
     assert isinstance(build(items, ann_threshold=50_000), faiss.IndexFlatIP)
     ann = build(items, ann_threshold=10_000)
-    assert isinstance(ann, faiss.IndexIVFPQ) and ann.nprobe == 32 and ann.ntotal == 20_000
+    assert isinstance(ann, faiss.IndexIVFPQ) and ann.nprobe == 64 and ann.ntotal == 20_000
     exact = top_k(items, queries, 10)[1]
-    approx = top_k(items, queries, 10, ann_threshold=10_000)[1]
+    scores, approx = search(ann, items, queries, 10)
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
-    assert 0.3 < recall < 1.0  # approximate (random vectors are its hardest case), and far better than chance
+    _, raw = ann.search(queries, 10)  # PQ scores alone, no re-scoring
+    raw_recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(raw, exact)])
+    assert recall > 0.5 and recall > raw_recall  # random vectors are the hardest case for IVF; real ones: benchmarks/scale.py ann
+    np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", items[approx], queries), rtol=1e-5)  # exact scores, best first
+    assert (np.diff(scores, axis=1) <= 0).all()
 
 
 def test_filter_ranks_with_an_approximate_search_are_exact_for_drops_and_never_worse_for_keeps():

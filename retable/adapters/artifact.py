@@ -135,13 +135,14 @@ class AdapterIndex:
         return len(batch)
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        """The k best items; exact up to search_index.ANN_THRESHOLD items, IVF-PQ above (built once)."""
+        """The k best items; exact up to search_index.ANN_THRESHOLD items, IVF-PQ (built once) re-scored above."""
         from retable.search_index import build
+        from retable.search_index import search as index_search
 
         if self._index is None:
             self._index = build(self._vectors)
         q = self.adapter.query_vectors(self.encoder.encode([query]))
-        scores, rows = self._index.search(np.ascontiguousarray(q, dtype=np.float32), min(k, len(self.ids)))
+        scores, rows = index_search(self._index, self._vectors, q, min(k, len(self.ids)))
         return [(self.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
 
 

@@ -89,7 +89,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     usage = UsageLog()
     state = RunState(run_dir, usage, log)
     cache = CallCache(run_dir / "llm_cache.sqlite")
-    executor = make_executor(config.executor, concurrency=config.concurrency)
+    executor = make_executor(config.executor)
     client = LLMClient(llm, cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries, usage=usage,
                        budget_tokens=config.budget_tokens, concurrency=config.concurrency, executor=executor)
     encoder = _Lazy(config.encoder, executor)

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from retable.errors import BudgetExhausted, UserError
-from retable.search_index import ANN_THRESHOLD
+from retable.search_index import ANN_THRESHOLD, build
 
 SEARCH_BATCH = 1024  # queries per search task
 ENCODE_BATCH = 256  # texts per encoding batch
@@ -101,24 +101,29 @@ class _Encode:
 
 
 class _Search:
-    def __init__(self, items_ref, queries_ref, k: int, ann_threshold: int):
-        self.items_ref, self.queries_ref, self.k, self.ann_threshold = items_ref, queries_ref, k, ann_threshold
+    """A Ray Data task body: the driver's faiss index (serialized once into the object store) searched for a
+    batch of queries, IVF-PQ candidates re-scored with the item vectors."""
+
+    def __init__(self, index_ref, items_ref, queries_ref, k: int):
+        self.index_ref, self.items_ref, self.queries_ref, self.k = index_ref, items_ref, queries_ref, k
 
     def __call__(self, batch: dict) -> dict:
+        import faiss
         import ray
 
-        from retable.search_index import top_k
+        from retable.search_index import search
 
         ids = batch["id"]
-        _, rows = top_k(ray.get(self.items_ref), ray.get(self.queries_ref)[ids], self.k, ann_threshold=self.ann_threshold)
+        index = faiss.deserialize_index(ray.get(self.index_ref))
+        items = ray.get(self.items_ref) if self.items_ref is not None else None
+        _, rows = search(index, items, ray.get(self.queries_ref)[ids], self.k)
         return {"id": ids, "rows": rows}
 
 
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, concurrency: int = 4):
-        self.concurrency = concurrency
+    def __init__(self):
         self.ray = init_ray()
 
     def cpus(self) -> int:
@@ -181,15 +186,20 @@ class RayExecutor:
         return emb
 
     def search(self, item_emb: np.ndarray, query_emb: np.ndarray, k: int, ann_threshold: int = ANN_THRESHOLD) -> np.ndarray:
-        """Top-k item rows per query, the queries split over Ray tasks (each builds the index: IVF-PQ
-        above `ann_threshold` items)."""
+        """Top-k item rows per query: the index (IVF-PQ above `ann_threshold` items) is built once here,
+        and the queries are split over Ray tasks."""
+        import faiss
+
         k = min(k, len(item_emb))
         if len(query_emb) == 0:
             return np.zeros((0, k), dtype=np.int64)
-        items_ref, queries_ref = self.ray.put(np.ascontiguousarray(item_emb)), self.ray.put(np.ascontiguousarray(query_emb))
+        index = build(item_emb, ann_threshold=ann_threshold)
+        index_ref = self.ray.put(faiss.serialize_index(index))
+        items_ref = None if isinstance(index, faiss.IndexFlat) else self.ray.put(np.ascontiguousarray(item_emb))  # for re-scoring
+        queries_ref = self.ray.put(np.ascontiguousarray(query_emb))
         ds = self.ray.data.range(len(query_emb), override_num_blocks=max(1, -(-len(query_emb) // SEARCH_BATCH)))
         rows = np.full((len(query_emb), k), -1, dtype=np.int64)
-        for batch in ds.map_batches(_Search(items_ref, queries_ref, k, ann_threshold), batch_size=SEARCH_BATCH).iter_batches(batch_format="numpy", batch_size=None):
+        for batch in ds.map_batches(_Search(index_ref, items_ref, queries_ref, k), batch_size=SEARCH_BATCH).iter_batches(batch_format="numpy", batch_size=None):
             rows[batch["id"]] = batch["rows"]
         return rows
 

@@ -69,6 +69,9 @@ def embedded_model_path(name: str) -> Path:
     return path
 
 
+_WORKER_MODELS: dict[tuple, object] = {}  # in a Ray worker process: each model file loaded once for all its tasks
+
+
 class EmbeddedLLM(LLM):
     backend = "embedded"
     supports_schema = True
@@ -83,11 +86,21 @@ class EmbeddedLLM(LLM):
     def __getstate__(self) -> dict:  # a Ray worker loads its own copy of the model
         return {**self.__dict__, "_llama": None}
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._worker_copy = True  # unpickled in a worker: share one loaded model with the process's later tasks
+
     def _load(self):
         if self._llama is None:
             from llama_cpp import Llama
 
-            self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            key = (str(self.path), self.n_ctx, self.n_threads)
+            shared = getattr(self, "_worker_copy", False)
+            self._llama = _WORKER_MODELS.get(key) if shared else None
+            if self._llama is None:
+                self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                if shared:
+                    _WORKER_MODELS[key] = self._llama
         return self._llama
 
     def generate(self, messages: list[Message], schema: dict, *, temperature: float, max_tokens: int, seed: int) -> Reply:

@@ -49,6 +49,8 @@ class EndpointPool(LLM):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._cond = threading.Condition()
+        for m in self.members:
+            m.in_flight = 0
 
     def check_reachable(self) -> None:
         """Fails only when no endpoint answers; the ones that do not are rested first."""
@@ -80,12 +82,12 @@ class EndpointPool(LLM):
                     return best
                 self._cond.wait(timeout=1.0)
 
-    def _release(self, i: int, error: str | None) -> None:
+    def _release(self, i: int, error: str | None, answered: bool = True) -> None:
         with self._cond:
             m = self.members[i]
             m.in_flight -= 1
             if error is None:
-                m.calls += 1
+                m.calls += answered
             else:
                 m.failures += 1
                 m.down_until = time.monotonic() + self.cooldown
@@ -106,8 +108,8 @@ class EndpointPool(LLM):
                 tried.add(i)
                 last = str(exc)
                 continue
-            except BaseException:
-                self._release(i, None)
+            except BaseException:  # not the endpoint's fault (a refused key, an interrupt): no failover
+                self._release(i, None, answered=False)
                 raise
             self._release(i, None)
             return reply
