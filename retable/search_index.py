@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-ANN_THRESHOLD = 250_000  # items; RunConfig.ann_threshold overrides it for a run
+ANN_THRESHOLD = 250_000  # items; a run's filter uses RunConfig.ann_threshold instead
 ANN_NPROBE = 64  # of ~4·sqrt(n) lists; on the BEIR collections 32 kept 92%, 64 95%, 128 97% of the exact top 10
 RERANK = 8  # IVF-PQ returns k·RERANK candidates per query, re-scored exactly with the item vectors
 
