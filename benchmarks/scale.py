@@ -198,7 +198,7 @@ def part_ann(datasets: Path, cache: Path) -> dict:
     from retable.adapters.encoder import Encoder
     from retable.evals.beir import load_beir
     from retable.evals.evaluate import corpus_cache_path
-    from retable.evals.metrics import evaluate, to_run
+    from retable.evals.metrics import evaluate, rows_overlap, to_run
     from retable.files import encode_to_npy
     from retable.search_index import ANN_NPROBE, RERANK, build, search
 
@@ -230,12 +230,12 @@ def part_ann(datasets: Path, cache: Path) -> dict:
     for nprobe in (32, 64, 128):  # top 10 searched directly, candidates re-scored
         ivf.nprobe = nprobe
         rows = search(ivf, items, all_q, 10)[1]
-        out["overlap_at_10_by_nprobe"][nprobe] = float(np.mean([len(set(a) & set(b[:10])) / 10 for a, b in zip(rows, found["flat"][1])]))
+        out["overlap_at_10_by_nprobe"][nprobe] = rows_overlap(rows, found["flat"][1])
     ivf.nprobe = ANN_NPROBE
     _, raw = ivf.search(all_q, 10)
-    out["ivf_pq_without_rescoring_overlap_at_10"] = float(np.mean([len(set(a) & set(b[:10])) / 10 for a, b in zip(raw, found["flat"][1])]))
+    out["ivf_pq_without_rescoring_overlap_at_10"] = rows_overlap(raw, found["flat"][1])
     out["rerank_factor"] = RERANK
-    out["ivf_pq_overlap_at_10"] = float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(found["flat"][1], found["ivf_pq"][1])]))
+    out["ivf_pq_overlap_at_10"] = rows_overlap(found["flat"][1], found["ivf_pq"][1])
     start = 0
     for name, (qids, q, judged) in sets.items():
         rows = slice(start, start + len(qids))

@@ -2,22 +2,17 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from retable.agent.llm.llama_servers import free_port
+
 
 def retable(*args, stdin: str = ""):
     env = {**os.environ, "RETABLE_API_KEY": "test"}
     return subprocess.run([sys.executable, "-m", "retable.cli", *args], input=stdin, capture_output=True, text=True, timeout=120, env=env)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -71,7 +66,7 @@ def test_corpus_line_without_text(tmp_path, description, monkeypatch):
 
 
 def test_unreachable_base_url(tmp_path, description):
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     r = retable("adapt", str(description), "--out", str(tmp_path / "r"), "--llm", "openai", "--base-url", url, "--model", "m")
     _assert_one_line_error(r, f"no LLM reachable at {url}")
 

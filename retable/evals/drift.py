@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from retable.evals.metrics import search
+from retable.evals.metrics import rows_overlap, search
 
 
 def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b: np.ndarray, k: int = 10) -> float:
@@ -20,7 +20,7 @@ def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b:
     if not len(q_a):
         return 1.0
     a, b = search(items_a, q_a, k)[1], search(items_b, q_b, k)[1]
-    return float(np.mean([len(set(x) & set(y)) / a.shape[1] for x, y in zip(a, b)]))
+    return rows_overlap(a, b, a.shape[1])
 
 
 def spread(vectors: np.ndarray) -> float:

@@ -15,6 +15,15 @@ def search(item_vecs: np.ndarray, query_vecs: np.ndarray, k: int = 100) -> tuple
     return top_k(item_vecs, query_vecs, k, ann_threshold=max(len(item_vecs), 1))
 
 
+def rows_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean share of the first k rows that two rankings of the same queries have in common.
+
+    >>> rows_overlap(np.array([[1, 2, 3]]), np.array([[3, 1, 9]]), k=2)
+    0.5
+    """
+    return float(np.mean([len(set(x[:k]) & set(y[:k])) / k for x, y in zip(a, b)]))
+
+
 def to_run(query_ids: list[str], item_ids: list[str], scores: np.ndarray, rows: np.ndarray) -> dict[str, dict[str, float]]:
     return {qid: {item_ids[r]: float(s) for s, r in zip(scores[i], rows[i]) if r >= 0} for i, qid in enumerate(query_ids)}
 
