@@ -2,19 +2,29 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# llama-cpp-python is built portable (AVX2 floor, no -march=native, no AMX) into .wheelhouse/, keyed by
+# its version and flags; pip's cache is never used for it. The stamp changes when the key does.
+LLAMA  := $(VENV)/.llama-$(shell scripts/llama_wheel.sh --key)
 
 .PHONY: demo test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# llama-cpp-python compiles from source the first time (7-12 min); pip caches the wheel after that.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e .
+# the first build compiles llama.cpp (7-12 min on 2 cores); later venvs reuse the wheel in .wheelhouse/
+$(LLAMA): scripts/llama_wheel.sh pyproject.toml | $(BIN)/python
+	PIP=$(BIN)/pip scripts/llama_wheel.sh
+	rm -f $(VENV)/.llama-* $(VENV)/.installed $(VENV)/.installed-dev
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(LLAMA)
+	$(BIN)/pip install -e .
+	$(BIN)/python -m retable.agent.llm.portable
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(LLAMA)
 	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/python -m retable.agent.llm.portable
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed

@@ -98,6 +98,9 @@ class EmbeddedLLM(LLM):
             shared = getattr(self, "_worker_copy", False)
             self._llama = _WORKER_MODELS.get(key) if shared else None
             if self._llama is None:
+                from retable.agent.llm.portable import probe
+
+                probe(self.path)  # a build for another CPU fails here as one line, not as a core dump
                 self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
                 if shared:
                     _WORKER_MODELS[key] = self._llama
