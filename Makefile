@@ -19,12 +19,12 @@ $(LLAMA): scripts/llama_wheel.sh pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed: pyproject.toml $(LLAMA)
 	$(BIN)/pip install -e .
-	$(BIN)/python -m retable.agent.llm.portable
+	$(BIN)/python -m retable.llm.portable
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(LLAMA)
 	$(BIN)/pip install -e '.[dev]'
-	$(BIN)/python -m retable.agent.llm.portable
+	$(BIN)/python -m retable.llm.portable
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed

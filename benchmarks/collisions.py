@@ -27,7 +27,7 @@ from retable.adapters.tune import mrr_at_k  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
 from retable.evals.baselines import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.evaluate import corpus_cache_path  # noqa: E402
+from retable.runfiles import RunFolder  # noqa: E402
 from retable.evals.metrics import evaluate, search, to_run  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
@@ -44,7 +44,7 @@ def run_dataset(name: str, m: int, nbits: int, limit: int) -> dict:
     mass = np.bincount(all_kept.pos, minlength=len(rp.items))
     corpus, queries, qrels = load_beir(data)
     checksum = json.loads((run_dir / "adapter" / "adapter.json").read_text())["encoder_checksum"]
-    emb = read_npy(corpus_cache_path(run_dir, data / "corpus.jsonl", checksum))
+    emb = read_npy(RunFolder(run_dir).corpus_cache(data / "corpus.jsonl", checksum))
     qids = sorted(queries)
     q = Encoder(config.encoder).encode([queries[i] for i in qids])
     ids = [it.id for it in corpus]

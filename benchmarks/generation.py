@@ -56,9 +56,9 @@ def run_one(name: str, model: str | None) -> dict:
     sys.path.insert(0, str(ROOT))
     from retable.files import read_records
     from retable.records import DomainBrief, Pair
-    from retable.runfiles import load_items, load_queries
+    from retable.runfiles import RunFolder
 
-    items, queries = load_items(run_dir), load_queries(run_dir)
+    items, queries = RunFolder(run_dir).items(), RunFolder(run_dir).queries()
     kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
     brief = DomainBrief.model_validate_json((run_dir / "brief.json").read_text())
     subtopic = {it.id: it.subtopic for it in items}

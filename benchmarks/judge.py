@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import ROOT  # noqa: E402
 
-from retable.agent.llm import LLMClient, UsageLog  # noqa: E402
-from retable.agent.llm.cache import CallCache  # noqa: E402
-from retable.agent.llm.embedded import EmbeddedLLM  # noqa: E402
-from retable.agent.prompts import Prompts  # noqa: E402
+from retable.llm import LLMClient, UsageLog  # noqa: E402
+from retable.llm.cache import CallCache  # noqa: E402
+from retable.llm.embedded import EmbeddedLLM  # noqa: E402
+from retable.prompts import Prompts  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
 from retable.evals.faithfulness import judge_pairs  # noqa: E402
 from retable.files import read_records  # noqa: E402

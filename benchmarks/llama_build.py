@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retable.agent.llm.embedded import embedded_model_path  # noqa: E402
+from retable.llm.embedded import embedded_model_path  # noqa: E402
 
 CHILD = r"""
 import json, sys, time

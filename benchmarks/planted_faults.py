@@ -32,9 +32,9 @@ FOREIGN = {"scifact": "npl", "nfcorpus": "cisi", "cisi": "scifact", "npl": "nfco
 
 
 def judge_client(run_dir: Path, config: RunConfig):
-    from retable.agent.llm import LLMClient, UsageLog
-    from retable.agent.llm.cache import CallCache
-    from retable.agent.llm.factory import make_llm
+    from retable.llm import LLMClient, UsageLog
+    from retable.llm.cache import CallCache
+    from retable.llm.factory import make_llm
 
     return LLMClient(make_llm(config), CallCache(run_dir / "llm_cache.sqlite"), temperature=config.temperature,
                      max_tokens=config.max_tokens, max_retries=config.max_retries, usage=UsageLog())

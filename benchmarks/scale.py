@@ -53,7 +53,7 @@ def write_corpus(path: Path, n: int, seed: int = 0, words: int = 20) -> None:
 def fake_llm():
     from fakes import Responder
 
-    from retable.agent.llm.fake import FakeLLM
+    from retable.llm.fake import FakeLLM
 
     return FakeLLM(Responder(), pass_seed=True)
 
@@ -63,7 +63,7 @@ CONFIG = dict(max_query_items=400, rounds=1, epochs=10, patience=3, judge_pairs=
 
 def child(corpus: Path, out: Path) -> None:
     """One size, in its own process so that peak RSS is this size's alone."""
-    from retable.agent.pipeline import run_adapt
+    from retable.pipeline import run_adapt
     from retable.config import RunConfig
 
     start = time.perf_counter()
@@ -97,7 +97,7 @@ def part_ray(n: int, work: Path) -> dict:
     import numpy as np
     import ray
 
-    from retable.agent.pipeline import run_adapt
+    from retable.pipeline import run_adapt
     from retable.config import RunConfig
 
     corpus = work / f"corpus-{n}.jsonl"
@@ -127,8 +127,8 @@ def part_ray(n: int, work: Path) -> dict:
 
 
 def _throughput(llm, jobs: int) -> dict:
-    from retable.agent.llm import LLMClient
-    from retable.agent.prompts import Prompts
+    from retable.llm import LLMClient
+    from retable.prompts import Prompts
     from retable.agent.queries import write_queries
     from retable.records import DomainBrief, Item, Persona
 
@@ -147,9 +147,9 @@ def _throughput(llm, jobs: int) -> dict:
 def part_endpoints(work: Path, jobs: int, latency: float) -> dict:
     from fake_server import FakeOpenAI
 
-    from retable.agent.llm.llama_servers import llama_servers
-    from retable.agent.llm.openai_compat import OpenAICompatLLM
-    from retable.agent.llm.pool import EndpointPool
+    from retable.llm.llama_servers import llama_servers
+    from retable.llm.openai_compat import OpenAICompatLLM
+    from retable.llm.pool import EndpointPool
 
     def pool(urls, model):
         return EndpointPool([(OpenAICompatLLM(model, u, "local", timeout=300, max_retries=0), 1) for u in urls])
@@ -197,7 +197,7 @@ def part_ann(datasets: Path, cache: Path) -> dict:
 
     from retable.adapters.encoder import Encoder
     from retable.evals.beir import load_beir
-    from retable.evals.evaluate import corpus_cache_path
+    from retable.runfiles import RunFolder
     from retable.evals.metrics import evaluate, rows_overlap, to_run
     from retable.files import encode_to_npy
     from retable.search_index import ANN_NPROBE, RERANK, build, search
@@ -207,7 +207,7 @@ def part_ann(datasets: Path, cache: Path) -> dict:
     vectors, ids, sets = [], [], {}
     for folder in sorted(d for d in datasets.iterdir() if (d / "corpus.jsonl").is_file()):
         corpus, queries, qrels = load_beir(folder)
-        path = corpus_cache_path(cache, folder / "corpus.jsonl", checksum)
+        path = RunFolder(cache).corpus_cache(folder / "corpus.jsonl", checksum)
         vectors.append(np.load(path) if path.is_file() else np.asarray(encode_to_npy(encoder, [it.encode_text() for it in corpus], path)))
         ids += [f"{folder.name}/{it.id}" for it in corpus]
         qids = sorted(queries)

@@ -27,7 +27,7 @@ from retable.adapters.training import Space, train_kind  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
 from retable.evals.baselines import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.evaluate import corpus_cache_path  # noqa: E402
+from retable.runfiles import RunFolder  # noqa: E402
 from retable.evals.metrics import per_query_ndcg, search, to_run  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
@@ -42,7 +42,7 @@ def run_dataset(name: str) -> dict:
     space = Space.build(quantizer, rp.item_emb, rp.query_emb, codes=adapter.codes)
     train, val = space.pairs(rp.splits["train"], rp.q_row, rp.i_row), space.pairs(rp.splits["val"], rp.q_row, rp.i_row)
     corpus, queries, qrels = load_beir(data)
-    emb = read_npy(corpus_cache_path(run_dir, data / "corpus.jsonl", adapter.meta["encoder_checksum"]))
+    emb = read_npy(RunFolder(run_dir).corpus_cache(data / "corpus.jsonl", adapter.meta["encoder_checksum"]))
     qids = sorted(queries)
     judged = {q: qrels[q] for q in qids}
     q = Encoder(config.encoder).encode([queries[i] for i in qids])

@@ -26,7 +26,8 @@ from retable.adapters.training import Space, train_kind  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
 from retable.evals.baselines import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.evaluate import corpus_cache_path, evaluate_run  # noqa: E402
+from retable.evals.evaluate import evaluate_run
+from retable.runfiles import RunFolder  # noqa: E402
 from retable.evals.metrics import evaluate, search, to_run  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
@@ -50,7 +51,7 @@ def held_out_items(run_dir: Path, data: Path, fraction: float = 0.2) -> dict:
     train, val = space.pairs(split["train"], rp.q_row, rp.i_row), space.pairs(split["val"], rp.q_row, rp.i_row)
     table, _, _ = train_kind("pq", quantizer, space, train, val, config)
     corpus, queries, qrels = load_beir(data)
-    emb = read_npy(corpus_cache_path(run_dir, data / "corpus.jsonl", adapter.meta["encoder_checksum"]))
+    emb = read_npy(RunFolder(run_dir).corpus_cache(data / "corpus.jsonl", adapter.meta["encoder_checksum"]))
     qids = sorted(queries)
     q = Encoder(config.encoder).encode([queries[i] for i in qids])
     vecs = table.item_vectors(quantizer.codes(emb), quantizer.rotate(emb))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from retable.cli_options import option_fields, with_config_options
 from retable.config import build_config, default
 from retable.errors import BudgetExhausted, UserError
 
@@ -19,12 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class Backend(str, Enum):
-    embedded = "embedded"
-    openai = "openai"
-    langchain = "langchain"
 
 
 def _log(msg: str) -> None:
@@ -51,48 +45,42 @@ def user_errors(fn):
     return wrapper
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+def _generate_fields() -> list[str]:
+    """`retable generate` takes every setting except those only the table and audit stages read."""
+    from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
+    from retable.agent.stages import data_stages
+    from retable.evals.stages import AUDIT_STAGES
 
-
-def _d(name: str) -> str:
-    return f"(default: {default(name)})"
+    data = {f.split(".")[0] for s in data_stages(True) + data_stages(False) for f in s.config}
+    later = {f.split(".")[0] for s in (CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES) for f in s.config} - data
+    return [f for f in option_fields() if f not in later]
 
 
 Description = Annotated[str, typer.Argument(help="Text file describing the domain and its users, or - for stdin.")]
 Corpus = Annotated[Optional[Path], typer.Option(help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run folder (resumable; adapt and generate share it). (default: runs/<description name>)")]
-Llm = Annotated[Optional[Backend], typer.Option(help=f"LLM backend. {_d('llm')}")]
-BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (or RETABLE_BASE_URL); several, comma-separated, form a pool of replicas of one model: requests fan out, `concurrency` each, and fail over.")]
-Executor = Annotated[Optional[str], typer.Option(help=f"local, or ray: generation, encoding and the filter's search as Ray Data pipelines (RAY_ADDRESS joins a cluster; needs retable[ray]). {_d('executor')}")]
-Model = Annotated[Optional[str], typer.Option(help="Model name: for openai the served model, for langchain provider:model, for embedded a packaged name (smollm2-135m, qwen2.5-coder-0.5b) or a .gguf path.")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (or RETABLE_API_KEY / OPENAI_API_KEY).")]
-Seed = Annotated[Optional[int], typer.Option(help=f"Random seed. {_d('seed')}")]
-MaxQueryItems = Annotated[Optional[int], typer.Option(help=f"Items that get synthetic queries. {_d('max_query_items')}")]
-Formats = Annotated[Optional[str], typer.Option(help=f"Comma-separated query formats. (default: {','.join(default('query_formats'))})")]
-Rounds = Annotated[Optional[int], typer.Option(help=f"Agent rounds: later rounds redo thin subtopics and weak formats. {_d('rounds')}")]
-Budget = Annotated[Optional[int], typer.Option(help="Stop cleanly (exit 3) before this run's new LLM tokens would exceed this; a rerun goes on. (default: no limit)")]
 ConfigFile = Annotated[Optional[Path], typer.Option(help="JSON file of any RunConfig fields; flags override it.")]
 PromptsDir = Annotated[Optional[Path], typer.Option(help="Folder of .jinja templates overriding the shipped ones by name.")]
 
 
 def _run(description: str, corpus: Path | None, out: Path | None, config: Path | None, prompts: Path | None, api_key: str | None,
-         *, generate_only: bool, llm: Backend | None, **overrides) -> Path:
+         *, generate_only: bool, **settings) -> Path:
     """What adapt and generate share: read and check the input, build the config, run the pipeline."""
-    from retable.agent.llm.factory import make_llm
-    from retable.agent.pipeline import run_adapt
-    from retable.agent.prompts import Prompts
     from retable.files import check_corpus_path, read_description
+    from retable.llm.factory import make_llm
+    from retable.pipeline import run_adapt
+    from retable.prompts import Prompts
 
     text = read_description(description, sys.stdin.buffer.read() if description == "-" else None)
     if corpus is not None:
         check_corpus_path(corpus)
-    urls = _csv(overrides.pop("base_url", None)) or []
+    urls = [u.strip() for u in (settings.pop("base_url", None) or "").split(",") if u.strip()]
     if len(urls) > 1:
-        overrides["endpoints"] = [{"url": u} for u in urls]
+        settings["endpoints"] = [{"url": u} for u in urls]
     else:
-        overrides["base_url"] = urls[0] if urls else None
-    cfg = build_config(config, llm=llm.value if llm else None, **overrides)
+        settings["base_url"] = urls[0] if urls else None
+    cfg = build_config(config, **settings)
     run_dir = out or Path("runs") / (Path(description).stem if description != "-" else "stdin")
     return run_adapt(text, run_dir, cfg, make_llm(cfg, api_key), corpus=corpus, prompts=Prompts(prompts) if prompts else None,
                      log=_log, generate_only=generate_only)
@@ -100,37 +88,21 @@ def _run(description: str, corpus: Path | None, out: Path | None, config: Path |
 
 @app.command()
 @user_errors
-def adapt(
-    description: Description, corpus: Corpus = None, out: Out = None, llm: Llm = None, base_url: BaseUrl = None, model: Model = None,
-    api_key: ApiKey = None, seed: Seed = None, max_query_items: MaxQueryItems = None,
-    n_subtopics: Optional[int] = typer.Option(None, help=f"Subtopics the brief plans. {_d('n_subtopics')}"),
-    items_per_subtopic: Optional[int] = typer.Option(None, help=f"Synthetic items per subtopic (description-only mode). {_d('items_per_subtopic')}"),
-    formats: Formats = None,
-    holdout_formats: Optional[str] = typer.Option(None, help="Comma-separated formats generated but kept out of tuning; the audit measures them. (default: none)"),
-    rounds: Rounds = None, budget_tokens: Budget = None,
-    executor: Executor = None,
-    table_kind: Optional[str] = typer.Option(None, help=f"Table kind: pq, vq, residual or query_linear (residual for description-only runs). {_d('table_kind')}"),
-    quantizer: Optional[str] = typer.Option(None, help=f"Quantizer: pq or opq. {_d('quantizer')}"),
-    config: ConfigFile = None, prompts: PromptsDir = None,
-) -> None:
+@with_config_options(option_fields())
+def adapt(description: Description, corpus: Corpus = None, out: Out = None, api_key: ApiKey = None, config: ConfigFile = None,
+          prompts: PromptsDir = None, **settings) -> None:
     """Generate synthetic pairs, quantize the items, tune the code table, audit, and write a report."""
-    report = _run(description, corpus, out, config, prompts, api_key, generate_only=False, llm=llm, base_url=base_url, model=model, seed=seed,
-                  max_query_items=max_query_items, n_subtopics=n_subtopics, items_per_subtopic=items_per_subtopic,
-                  query_formats=_csv(formats), holdout_formats=_csv(holdout_formats), rounds=rounds, budget_tokens=budget_tokens,
-                  table_kind=table_kind, quantizer=quantizer, executor=executor)
+    report = _run(description, corpus, out, config, prompts, api_key, generate_only=False, **settings)
     typer.echo(f"report: {report}")
 
 
 @app.command()
 @user_errors
-def generate(
-    description: Description, corpus: Corpus = None, out: Out = None, llm: Llm = None, base_url: BaseUrl = None, model: Model = None,
-    api_key: ApiKey = None, seed: Seed = None, max_query_items: MaxQueryItems = None, formats: Formats = None, rounds: Rounds = None,
-    budget_tokens: Budget = None, executor: Executor = None, config: ConfigFile = None, prompts: PromptsDir = None,
-) -> None:
+@with_config_options(_generate_fields())
+def generate(description: Description, corpus: Corpus = None, out: Out = None, api_key: ApiKey = None, config: ConfigFile = None,
+             prompts: PromptsDir = None, **settings) -> None:
     """Only the training data: synthetic pairs, filtered, as generated_pairs.jsonl ({query, positive, format, item_id, ...})."""
-    path = _run(description, corpus, out, config, prompts, api_key, generate_only=True, llm=llm, base_url=base_url, model=model, seed=seed,
-                max_query_items=max_query_items, query_formats=_csv(formats), rounds=rounds, budget_tokens=budget_tokens, executor=executor)
+    path = _run(description, corpus, out, config, prompts, api_key, generate_only=True, **settings)
     typer.echo(f"pairs: {path}")
 
 
@@ -163,11 +135,12 @@ def audit(
     probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, qrels/test.tsv): nDCG@10 before and after."),
     judge_pairs: Optional[int] = typer.Option(None, help=f"Kept pairs the LLM judge reads. (default: the run's, {default('judge_pairs')} for new runs)"),
     api_key: Optional[str] = typer.Option(None, help="API key for a remote judge (or RETABLE_API_KEY / OPENAI_API_KEY)."),
+    prompts: PromptsDir = None,
 ) -> None:
     """Audit a finished run again (optionally against real --probe queries): verdict, audit.json, report.md, report.html."""
-    from retable.evals.audit_run import audit_run
+    from retable.pipeline import run_audit
 
-    report, verdict = audit_run(run_dir, probe=probe, judge_pairs=judge_pairs, api_key=api_key, log=_log)
+    report, verdict = run_audit(run_dir, probe=probe, judge_pairs=judge_pairs, api_key=api_key, prompts=prompts, log=_log)
     typer.echo(f"verdict: {verdict}")
     typer.echo(f"report: {report}")
 
@@ -182,12 +155,12 @@ def search(
     """Search the adapter's items with the tuned table."""
     from retable.adapters.artifact import load_adapter
 
-    index = load_adapter(run_dir)
-    texts = {}
-    if (run_dir / "items.jsonl").is_file():
-        from retable.runfiles import load_items
+    from retable.runfiles import CONFIG, ITEMS, RunFolder
 
-        texts = {it.id: it.encode_text() for it in load_items(run_dir)}
+    run = RunFolder(run_dir)
+    threshold = run.config_json().get("ann_threshold") if run.has(CONFIG) else None  # the run's own setting
+    index = load_adapter(run_dir, ann_threshold=threshold)
+    texts = {it.id: it.encode_text() for it in run.items()} if run.has(ITEMS) else {}
     for rank, (item_id, score) in enumerate(index.search(query, k), 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")

@@ -9,9 +9,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from retable.errors import UserError
-from retable.evals.thresholds import AuditThresholds
+from retable.thresholds import AuditThresholds
 
 QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
+TABLE_KINDS = ("pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
+QUANTIZER_KINDS = ("pq", "opq")
 
 
 class Endpoint(BaseModel):
@@ -29,23 +31,24 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: int = 13
+    seed: int = Field(13, description="random seed of every sampling, split and training step")
     encoder: str = Field("all-MiniLM-L6-v2", description="packaged model name or a local sentence-transformers folder")
-    llm: Literal["embedded", "openai", "langchain"] = "embedded"
-    base_url: str | None = None
-    model: str | None = None
+    llm: Literal["embedded", "openai", "langchain"] = Field("embedded", description="LLM backend: the embedded offline model, an OpenAI-compatible server, or a LangChain chat model")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL (or RETABLE_BASE_URL); several, comma-separated, form a pool of replicas of one model: requests fan out, `concurrency` each, and fail over")
+    model: str | None = Field(None, description="for openai the served model, for langchain provider:model, for embedded a packaged name (smollm2-135m, qwen2.5-coder-0.5b) or a .gguf path")
     endpoints: list[Endpoint] = Field(default_factory=list, description="several servers of one model: requests fan out, each endpoint with its own concurrency, and fail over")
     endpoint_cooldown: float = Field(30.0, ge=0, description="seconds a failed endpoint rests before it gets requests again")
     executor: Literal["local", "ray"] = Field("local", description="ray: generation, encoding and the filter's search as Ray Data pipelines (RAY_ADDRESS joins a cluster)")
     ann_threshold: int = Field(250_000, ge=1, description="above this many items, the filter's top-k search uses faiss IVF-PQ instead of an exact scan")
     llm_timeout: float = Field(120.0, gt=0, description="seconds one remote LLM request may take")
     llm_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) of a remote request on 429, 5xx, timeouts")
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(384, ge=16, le=8192)
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="LLM sampling temperature")
+    max_tokens: int = Field(384, ge=16, le=8192, description="most tokens one LLM reply may have")
     max_retries: int = Field(2, ge=0, le=10, description="extra tries for an invalid LLM reply")
-    n_subtopics: int = Field(8, ge=1, le=50)
-    items_per_subtopic: int = Field(6, ge=1, le=50)
-    query_formats: list[str] = Field(default_factory=lambda: ["keyword", "question"], min_length=2)
+    n_subtopics: int = Field(8, ge=1, le=50, description="subtopics the brief plans")
+    items_per_subtopic: int = Field(6, ge=1, le=50, description="synthetic items per subtopic (description-only mode)")
+    query_formats: list[str] = Field(default_factory=lambda: ["keyword", "question"], min_length=2, json_schema_extra={"cli": "--formats"},
+                                     description=f"query formats to write, of {', '.join(QUERY_FORMATS)}")
     holdout_formats: list[str] = Field(default_factory=list, description="query formats kept out of tuning, measured by the audit")
     max_query_items: int = Field(200, ge=1, description="items (sampled) that get synthetic queries")
     rounds: int = Field(3, ge=1, le=10, description="agent rounds: after the first, thin subtopics and weak formats get another round")
@@ -57,22 +60,22 @@ class RunConfig(BaseModel):
     concurrency: int = Field(4, ge=1, le=64, description="LLM requests in flight at once (remote backends; the embedded model runs one)")
     price_per_million_tokens: dict[Literal["prompt", "completion"], float] | None = Field(
         None, description='e.g. {"prompt": 0.15, "completion": 0.6}: the report gives a cost per stage')
-    filter_top_k: int = Field(10, ge=1)
+    filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query")
     pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
     pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")
-    quantizer: Literal["pq", "opq"] = "pq"
-    table_kind: Literal["pq", "vq", "residual", "query_linear"] = "pq"
+    quantizer: Literal[QUANTIZER_KINDS] = Field("pq", description="pq, or opq: a learned rotation before PQ")
+    table_kind: Literal[TABLE_KINDS] = Field("pq", description="pq, vq, residual or query_linear (residual for description-only runs)")
     collision_residuals: int = Field(64, ge=0, description="colliding items with the most query mass that get their own residual vector")
-    epochs: int = Field(30, ge=1)
-    patience: int = Field(4, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    epochs: int = Field(30, ge=1, description="most tuning epochs")
+    patience: int = Field(4, ge=1, description="epochs without a better validation score before tuning stops")
+    lr: float = Field(2e-3, gt=0, description="learning rate of the table")
     tau: float = Field(0.05, gt=0, description="softmax temperature of the contrastive loss")
-    batch_size: int = Field(32, ge=2)
-    hard_negatives: int = Field(8, ge=0)
-    val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    batch_size: int = Field(32, ge=2, description="pairs per tuning step")
+    hard_negatives: int = Field(8, ge=0, description="mined hard negatives per query and epoch")
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs validate tuning")
+    test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs the audit holds out")
     judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads, plus half as many dropped pairs and this many controls of each answer")
-    audit: AuditThresholds = Field(default_factory=AuditThresholds)
+    audit: AuditThresholds = Field(default_factory=AuditThresholds, description="the audit's thresholds (and the filter's off-domain rule)")
 
     @field_validator("query_formats", "holdout_formats")
     @classmethod

@@ -70,3 +70,18 @@ class StageUsage(Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+
+
+class RoundLog(Record):
+    """One agent round (rounds.json): why it ran, what it added, what was kept after it."""
+
+    round: int
+    reason: str
+    subtopics: list[str] = []
+    formats: list[str] = []
+    new_items: int = 0
+    new_queries: int = 0
+    kept_after: int = 0
+    off_domain_items: list[str] = []  # synthetic items far from the domain: their pairs are dropped
+    kept_by_subtopic: dict[str, int] = {}
+    pass_rate_by_format: dict[str, float] = {}

@@ -1,42 +1,229 @@
-"""Reading a run's generated data: the first round's files plus what the agent's later rounds added
-(round_*.jsonl / round_*.npy, written by the filter stage). Every reader downstream of the filter
-goes through here, so rows of items and embeddings always line up."""
+"""The run folder's layout: every file a run holds, by name, with a typed reader and writer for each.
+No other module names a run file; stages declare the names they read and write from here.
+
+>>> run = RunFolder(Path("runs/demo"))
+>>> run.path(KEPT).name
+'pairs.kept.jsonl'
+
+Data of the agent's later rounds (round_*.jsonl / round_*.npy, written by the filter stage) is read
+together with the first round's: `items()`, `queries()`, `item_emb()` and `query_emb()` return both,
+so rows of items and embeddings always line up.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
-from retable.files import read_npy, read_records
-from retable.records import Item, Query
+from retable.files import atomic_write_text, fingerprint, read_npy, read_records, sha256_file, write_json, write_npy, write_records
+from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, RoundLog
 
-ROUND_FILES = ["round_items.jsonl", "round_queries.jsonl", "round_item_emb.npy", "round_query_emb.npy", "rounds.json"]
+DESCRIPTION = "description.txt"
+CONFIG = "config.json"
+PROMPTS_DIR = "prompts_dir.txt"  # the --prompts folder the run used, so `retable audit` renders the same judge
+MANIFEST = "manifest.json"
+LLM_CACHE = "llm_cache.sqlite"
+ENDPOINTS = "endpoints.json"
+BRIEF = "brief.json"
+ITEMS = "items.jsonl"
+QUERIES = "queries.jsonl"
+ITEM_EMB = "item_emb.npy"
+QUERY_EMB = "query_emb.npy"
+KEPT = "pairs.kept.jsonl"
+DROPPED = "pairs.dropped.jsonl"
+ROUND_ITEMS = "round_items.jsonl"
+ROUND_QUERIES = "round_queries.jsonl"
+ROUND_ITEM_EMB = "round_item_emb.npy"
+ROUND_QUERY_EMB = "round_query_emb.npy"
+ROUNDS = "rounds.json"
+GENERATED = "generated_pairs.jsonl"
+QUANTIZER = "codes/quantizer.faiss"
+CODES = "codes/codes.npy"
+ADAPTER = "adapter"  # the artifact folder; its own layout is in adapters/artifact.py (ADAPTER_FILES)
+SPLITS = "splits.json"
+TUNE = "tune.json"
+JUDGE = "judge.json"
+AUDIT = "audit.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+EVAL_CACHE = "eval_cache"
+
+ROUND_FILES = [ROUND_ITEMS, ROUND_QUERIES, ROUND_ITEM_EMB, ROUND_QUERY_EMB, ROUNDS]
 
 
-def _both(run_dir: Path, name: str, round_name: str, reader):
-    base = reader(run_dir / name)
-    extra = run_dir / round_name
-    return base, (reader(extra) if extra.is_file() else None)
+class Splits(BaseModel):
+    """The query ids of the kept pairs in each split (by item: an item's pairs share a split)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
 
 
-def load_items(run_dir: Path) -> list[Item]:
-    base, extra = _both(run_dir, "items.jsonl", "round_items.jsonl", lambda p: read_records(p, Item))
-    return base + (extra or [])
+class TuneRecord(BaseModel):
+    """What the tune stage did: the table kind, its best epoch on validation, the history, the
+    encoder's checksum before and after (it must not change), and the codes' collisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table_kind: str
+    best_epoch: int
+    initial_val_mrr: float
+    best_val_mrr: float
+    seconds: float
+    history: list[dict]
+    encoder_checksum_before: str
+    encoder_checksum_after: str
+    train_pairs: int
+    val_pairs: int
+    collision_rate: float
+    collision_rate_by_query_mass: float
+    collision_residuals: int
 
 
-def load_queries(run_dir: Path) -> list[Query]:
-    base, extra = _both(run_dir, "queries.jsonl", "round_queries.jsonl", lambda p: read_records(p, Query))
-    return base + (extra or [])
+class RunFolder:
+    """Typed access to one run folder's files."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def has(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    # inputs of the run
+    def description(self) -> str | None:
+        return self.path(DESCRIPTION).read_text(encoding="utf-8") if self.has(DESCRIPTION) else None
+
+    def write_description(self, text: str) -> None:
+        atomic_write_text(self.path(DESCRIPTION), text)
+
+    def prompts_dir(self) -> Path | None:
+        return Path(self.path(PROMPTS_DIR).read_text(encoding="utf-8").strip()) if self.has(PROMPTS_DIR) else None
+
+    def write_prompts_dir(self, folder: Path | None) -> None:
+        if folder is None:
+            self.path(PROMPTS_DIR).unlink(missing_ok=True)
+        else:
+            atomic_write_text(self.path(PROMPTS_DIR), str(Path(folder).resolve()) + "\n")
+
+    def config_json(self) -> dict:
+        return json.loads(self.path(CONFIG).read_text())
+
+    def write_config(self, config: BaseModel) -> None:
+        write_json(self.path(CONFIG), config.model_dump())
+
+    # generated data
+    def brief(self) -> DomainBrief:
+        return DomainBrief.model_validate_json(self.path(BRIEF).read_text())
+
+    def write_brief(self, brief: DomainBrief) -> None:
+        write_json(self.path(BRIEF), brief.model_dump())
+
+    def first_items(self) -> list[Item]:
+        return read_records(self.path(ITEMS), Item)
+
+    def write_items(self, items: Iterable[Item]) -> None:
+        write_records(self.path(ITEMS), items)
+
+    def first_queries(self) -> list[Query]:
+        return read_records(self.path(QUERIES), Query)
+
+    def write_queries(self, queries: Iterable[Query]) -> None:
+        write_records(self.path(QUERIES), queries)
+
+    def write_item_emb(self, emb: np.ndarray) -> None:
+        write_npy(self.path(ITEM_EMB), emb)
+
+    def write_query_emb(self, emb: np.ndarray) -> None:
+        write_npy(self.path(QUERY_EMB), emb)
+
+    def items(self) -> list[Item]:
+        return self.first_items() + (read_records(self.path(ROUND_ITEMS), Item) if self.has(ROUND_ITEMS) else [])
+
+    def queries(self) -> list[Query]:
+        return self.first_queries() + (read_records(self.path(ROUND_QUERIES), Query) if self.has(ROUND_QUERIES) else [])
+
+    def item_emb(self) -> np.ndarray:
+        return _stack(read_npy(self.path(ITEM_EMB)), read_npy(self.path(ROUND_ITEM_EMB)) if self.has(ROUND_ITEM_EMB) else None)
+
+    def query_emb(self) -> np.ndarray:
+        return _stack(read_npy(self.path(QUERY_EMB)), read_npy(self.path(ROUND_QUERY_EMB)) if self.has(ROUND_QUERY_EMB) else None)
+
+    def kept(self) -> list[Pair]:
+        return read_records(self.path(KEPT), Pair)
+
+    def dropped(self) -> list[DroppedPair]:
+        return read_records(self.path(DROPPED), DroppedPair)
+
+    def rounds(self) -> list[RoundLog]:
+        return [RoundLog.model_validate(r) for r in json.loads(self.path(ROUNDS).read_text())] if self.has(ROUNDS) else []
+
+    def write_filtered(self, kept: list[Pair], dropped: list[DroppedPair], rounds: list[RoundLog], round_items: list[Item],
+                       round_queries: list[Query], round_item_emb: np.ndarray, round_query_emb: np.ndarray) -> None:
+        """The filter stage's files: kept and dropped pairs, and what the agent's later rounds added."""
+        write_records(self.path(ROUND_ITEMS), round_items)
+        write_records(self.path(ROUND_QUERIES), round_queries)
+        write_npy(self.path(ROUND_ITEM_EMB), round_item_emb)
+        write_npy(self.path(ROUND_QUERY_EMB), round_query_emb)
+        write_json(self.path(ROUNDS), [r.model_dump() for r in rounds])
+        write_records(self.path(KEPT), kept)
+        write_records(self.path(DROPPED), dropped)
+
+    def write_generated(self, rows: list[dict]) -> Path:
+        atomic_write_text(self.path(GENERATED), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return self.path(GENERATED)
+
+    def write_endpoints(self, stats: dict) -> None:
+        write_json(self.path(ENDPOINTS), stats)
+
+    # codes and tuning
+    def codes(self) -> np.ndarray:
+        return read_npy(self.path(CODES)).astype(np.int64)
+
+    def write_codes(self, codes: np.ndarray) -> None:
+        write_npy(self.path(CODES), codes.astype(np.int32))
+
+    def splits(self) -> Splits:
+        return Splits.model_validate_json(self.path(SPLITS).read_text())
+
+    def write_splits(self, splits: Splits) -> None:
+        write_json(self.path(SPLITS), splits.model_dump())
+
+    def tune(self) -> TuneRecord:
+        return TuneRecord.model_validate_json(self.path(TUNE).read_text())
+
+    def write_tune(self, record: TuneRecord) -> None:
+        write_json(self.path(TUNE), record.model_dump())
+
+    # audit
+    def judge_json(self) -> dict | None:
+        return json.loads(self.path(JUDGE).read_text()) if self.has(JUDGE) else None
+
+    def write_judge(self, summary: BaseModel | None) -> None:
+        write_json(self.path(JUDGE), None if summary is None else summary.model_dump(mode="json"))
+
+    def audit_json(self) -> str:
+        return self.path(AUDIT).read_text()
+
+    def write_audit(self, audit: BaseModel) -> None:
+        write_json(self.path(AUDIT), audit.model_dump(mode="json"))
+
+    def write_report(self, markdown: str, html: str) -> None:
+        atomic_write_text(self.path(REPORT_MD), markdown)
+        atomic_write_text(self.path(REPORT_HTML), html)
+
+    def corpus_cache(self, corpus: Path, encoder_checksum: str) -> Path:
+        """Where the encoder's embeddings of a corpus file are kept, so each corpus is encoded once."""
+        return self.path(EVAL_CACHE) / f"{fingerprint([sha256_file(corpus), encoder_checksum])}.npy"
 
 
 def _stack(base: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
     return base if extra is None or not len(extra) else np.vstack([base, extra.reshape(-1, base.shape[1])])
-
-
-def load_item_emb(run_dir: Path) -> np.ndarray:
-    return _stack(*_both(run_dir, "item_emb.npy", "round_item_emb.npy", read_npy))
-
-
-def load_query_emb(run_dir: Path) -> np.ndarray:
-    return _stack(*_both(run_dir, "query_emb.npy", "round_query_emb.npy", read_npy))

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-ANN_THRESHOLD = 250_000  # items; a run's filter uses RunConfig.ann_threshold instead
 ANN_NPROBE = 64  # of ~4·sqrt(n) lists; on the BEIR collections 32 kept 92%, 64 95%, 128 97% of the exact top 10
 RERANK = 8  # IVF-PQ returns k·RERANK candidates per query, re-scored exactly with the item vectors
 
@@ -17,7 +16,7 @@ def _pq_m(d: int) -> int:
     return max(m for m in range(1, min(d, 48) + 1) if d % m == 0)
 
 
-def build(vecs: np.ndarray, *, ann_threshold: int = ANN_THRESHOLD, nprobe: int = ANN_NPROBE, seed: int = 0, chunk: int = 65_536):
+def build(vecs: np.ndarray, *, ann_threshold: int, nprobe: int = ANN_NPROBE, seed: int = 0, chunk: int = 65_536):
     """A faiss index of `vecs` (rows in order). Above the threshold: IVF with about 4·sqrt(n) lists,
     trained on at most 64 points a list, vectors stored as PQ codes; `nprobe` lists are searched, and
     `search` re-scores the candidates exactly."""
@@ -61,7 +60,7 @@ def search(index, vecs: np.ndarray, queries: np.ndarray, k: int, *, rerank: int 
     return scores, rows
 
 
-def top_k(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int = ANN_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+def top_k(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows), each (n_queries, min(k, n_items)); exact search up to `ann_threshold` items."""
     k = min(k, len(vecs))
     if len(queries) == 0:
@@ -69,6 +68,6 @@ def top_k(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int =
     return search(build(vecs, ann_threshold=ann_threshold), vecs, queries, k)
 
 
-def top_k_rows(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int = ANN_THRESHOLD) -> np.ndarray:
+def top_k_rows(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int) -> np.ndarray:
     """Only the rows of `top_k` (the filter's signature)."""
     return top_k(vecs, queries, k, ann_threshold=ann_threshold)[1]

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fakes import Responder  # noqa: E402
 
-from retable.agent.llm.fake import FakeLLM  # noqa: E402
+from retable.llm.fake import FakeLLM  # noqa: E402
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ AUDIT_CONFIG = dict(n_subtopics=6, items_per_subtopic=16, epochs=8, patience=3) 
 @pytest.fixture(scope="session")
 def finished_audit_run(tmp_path_factory):
     """One finished run on the fake LLM, large enough for the audit's checks to judge (shared, read-only)."""
-    from retable.agent.pipeline import run_adapt
+    from retable.pipeline import run_adapt
     from retable.config import RunConfig
 
     run_dir = tmp_path_factory.mktemp("audit-run")

@@ -10,8 +10,8 @@ from conftest import DESCRIPTION
 from fakes import Responder
 
 import retable
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.pipeline import run_adapt
+from retable.llm.fake import FakeLLM
+from retable.pipeline import run_adapt
 from retable.config import RunConfig
 from retable.errors import UserError
 from retable.files import read_records

@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from conftest import AUDIT_CONFIG
 
-from retable.agent.llm import LLMClient, UsageLog
-from retable.agent.llm.cache import CallCache
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient, UsageLog
+from retable.llm.cache import CallCache
+from retable.llm.fake import FakeLLM
+from retable.prompts import Prompts
 from retable.config import RunConfig
 from retable.evals.audit import Audit
 from retable.evals.codebook import audit_codebook, popularity_bins, utilisation
 from retable.evals.drift import overlap_at_k, spread
-from retable.evals.faithfulness import domain_check, judge_pairs, retriever_agreement
+from retable.domain import domain_check
+from retable.evals.faithfulness import judge_pairs, retriever_agreement
 from retable.evals.findings import judge_audit
 from retable.evals.planted import plant
 from retable.files import read_records
@@ -175,7 +176,7 @@ def test_holdout_cannot_remove_every_format():
 
 
 def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_audit_run, tmp_path):
-    from retable.evals.audit_run import audit_run
+    from retable.pipeline import run_audit as audit_run
 
     run = tmp_path / "run"
     shutil.copytree(finished_audit_run, run)

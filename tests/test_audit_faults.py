@@ -7,10 +7,10 @@ import pytest
 from conftest import AUDIT_CONFIG
 from fakes import Responder
 
-from retable.agent.llm import LLMClient, UsageLog
-from retable.agent.llm.cache import CallCache
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient, UsageLog
+from retable.llm.cache import CallCache
+from retable.llm.fake import FakeLLM
+from retable.prompts import Prompts
 from retable.config import RunConfig
 from retable.evals.planted import EXPECTED, FAULTS, plant
 from retable.records import Item

@@ -6,11 +6,11 @@ import json
 import pytest
 from pydantic import BaseModel, Field
 
-from retable.agent.llm import LLMClient
-from retable.agent.llm.embedded import EmbeddedLLM, embedded_model_path
-from retable.agent.llm.langchain_chat import LangChainLLM
-from retable.agent.llm.llama_servers import llama_servers
-from retable.agent.llm.openai_compat import OpenAICompatLLM
+from retable.llm import LLMClient
+from retable.llm.embedded import EmbeddedLLM, embedded_model_path
+from retable.llm.langchain_chat import LangChainLLM
+from retable.llm.llama_servers import llama_servers
+from retable.llm.openai_compat import OpenAICompatLLM
 from retable.errors import UserError
 
 
@@ -37,7 +37,7 @@ def test_unknown_embedded_model_is_a_user_error():
 
 def _parts(tmp_path, monkeypatch, chunks: list[bytes]) -> None:
     """Fake PyPI packages part1..partN holding data/part0N.bin, registered as the model 'split-model'."""
-    from retable.agent.llm import embedded
+    from retable.llm import embedded
 
     for i, chunk in enumerate(chunks, 1):
         pkg = tmp_path / "site" / f"fake_part{i}"
@@ -62,7 +62,7 @@ def test_a_missing_part_or_a_non_gguf_model_is_a_user_error(tmp_path, monkeypatc
     _parts(tmp_path, monkeypatch, [b"JUNK" + b"a" * 10, b"b"])
     with pytest.raises(UserError, match="not a GGUF file"):
         embedded_model_path("split-model")
-    from retable.agent.llm import embedded
+    from retable.llm import embedded
 
     monkeypatch.setitem(embedded.EMBEDDED_MODELS, "split-model", [("no_such_package_xyz", "data/part01.bin")])
     with pytest.raises(UserError, match="needs the PyPI package no-such-package-xyz"):

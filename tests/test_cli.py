@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from retable.agent.llm.llama_servers import free_port
+from retable.llm.llama_servers import free_port
 
 
 def retable(*args, stdin: str = ""):
@@ -52,8 +52,8 @@ def test_missing_corpus_file(tmp_path, description):
 def test_corpus_line_without_text(tmp_path, description, monkeypatch):
     from fakes import Responder
 
-    from retable.agent.llm.fake import FakeLLM
-    from retable.agent.pipeline import run_adapt
+    from retable.llm.fake import FakeLLM
+    from retable.pipeline import run_adapt
     from retable.config import RunConfig
     from retable.errors import UserError
 
@@ -78,7 +78,7 @@ def test_nonsense_option_value(tmp_path, description):
 
 def test_unknown_table_kind(tmp_path, description):
     r = retable("adapt", str(description), "--out", str(tmp_path / "r"), "--table-kind", "hash")
-    _assert_one_line_error(r, "invalid setting table_kind")
+    _assert_one_line_error(r, "Invalid value for '--table-kind'")
 
 
 def test_out_path_that_is_a_file(tmp_path, description):

@@ -4,9 +4,9 @@ import pytest
 
 from retable.agent.brief import make_brief
 from retable.agent.echo import Echo
-from retable.agent.llm import LLMClient
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient
+from retable.llm.fake import FakeLLM
+from retable.prompts import Prompts
 from retable.errors import UserError
 
 
@@ -56,7 +56,7 @@ def test_brief_is_asked_again_while_its_subtopics_are_repeats():
 
 
 def test_leaks_catch_a_copied_example_mixed_with_the_real_topic():
-    from retable.agent.prompts import Prompts
+    from retable.prompts import Prompts
 
     messages = Prompts().render("queries", formats=["keyword", "long"], persona_name="engineer", persona_intent="papers",
                                 item_text="Microwave amplifiers built from gallium arsenide transistors reach 40 GHz.")

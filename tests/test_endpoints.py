@@ -13,12 +13,12 @@ from conftest import DESCRIPTION
 from fake_server import FakeOpenAI
 from pydantic import BaseModel
 
-from retable.agent.llm import LLMClient
-from retable.agent.llm.factory import make_llm
-from retable.agent.llm.llama_servers import free_port, llama_servers
-from retable.agent.llm.openai_compat import OpenAICompatLLM
-from retable.agent.llm.pool import EndpointPool
-from retable.agent.pipeline import run_adapt
+from retable.llm import LLMClient
+from retable.llm.factory import make_llm
+from retable.llm.llama_servers import free_port, llama_servers
+from retable.llm.openai_compat import OpenAICompatLLM
+from retable.llm.pool import EndpointPool
+from retable.pipeline import run_adapt
 from retable.config import RunConfig
 from retable.errors import EndpointDown, InvalidReply, UserError
 

@@ -15,9 +15,9 @@ from conftest import DESCRIPTION
 from fake_server import FakeOpenAI
 from fakes import Responder
 
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.llm.llama_servers import free_port
-from retable.agent.pipeline import run_adapt
+from retable.llm.fake import FakeLLM
+from retable.llm.llama_servers import free_port
+from retable.pipeline import run_adapt
 from retable.config import RunConfig
 from retable.errors import BudgetExhausted
 from retable.files import read_npy, read_records
@@ -84,7 +84,7 @@ def test_a_budget_stop_on_a_ray_worker_reaches_the_driver_and_keeps_the_replies(
         _generate(tmp_path, "ray", budget_tokens=2500)
     stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
     assert "items" not in stages  # stopped inside the items stage
-    from retable.agent.llm.cache import CallCache
+    from retable.llm.cache import CallCache
 
     replies = CallCache(tmp_path / "llm_cache.sqlite").snapshot()
     assert len(replies) >= 2  # the brief and the item calls that finished
@@ -119,7 +119,7 @@ def test_an_unreachable_ray_cluster_is_one_line_and_exit_2(tmp_path):
 def test_an_unknown_executor_is_one_line_and_exit_2(tmp_path):
     with FakeOpenAI() as server:
         r = _cli(tmp_path, "--base-url", server.url, "--executor", "spark")
-    assert r.returncode == 2 and r.stderr.startswith("error: invalid setting executor") and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("error: Invalid value for '--executor'") and "Traceback" not in r.stderr, r.stderr
 
 
 @pytest.mark.integration

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from retable.agent.brief import BriefReply
 from retable.agent.items import ItemsReply
-from retable.agent.llm import LLMClient
-from retable.agent.llm.fake import FakeLLM
+from retable.llm import LLMClient
+from retable.llm.fake import FakeLLM
 from retable.agent.queries import reply_model
 from retable.errors import InvalidReply
 

@@ -10,13 +10,13 @@ from conftest import DESCRIPTION
 from fake_server import FakeOpenAI
 from fakes import Responder
 
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.pipeline import run_adapt
+from retable.llm.fake import FakeLLM
+from retable.pipeline import run_adapt
 from retable.config import RunConfig
 from retable.errors import BudgetExhausted
 from retable.files import read_records
 from retable.records import DroppedPair, Pair
-from retable.runfiles import load_item_emb, load_items, load_queries, load_query_emb
+from retable.runfiles import RunFolder
 
 SMALL = dict(n_subtopics=6, items_per_subtopic=3, epochs=2)  # 18 items
 
@@ -31,11 +31,11 @@ def test_thin_subtopics_get_another_round_with_a_narrower_focus(tmp_path):
     path = run_adapt(DESCRIPTION, tmp_path, cfg, llm, log=lambda m: None, generate_only=True)
     rounds = json.loads((tmp_path / "rounds.json").read_text())
     assert [r["round"] for r in rounds][:2] == [0, 1] and "subtopics under 8 kept pairs" in rounds[1]["reason"]
-    new = [it for it in load_items(tmp_path) if it.id.startswith("syn-r1-")]
+    new = [it for it in RunFolder(tmp_path).items() if it.id.startswith("syn-r1-")]
     assert new and rounds[1]["new_items"] == len(new) and {it.subtopic for it in new} <= set(rounds[1]["subtopics"])
     assert any("narrower" in p for p in _prompts(llm, "ItemsReply"))
     assert rounds[-1]["kept_after"] >= rounds[0]["kept_after"]
-    assert len(load_items(tmp_path)) == len(load_item_emb(tmp_path)) and len(load_queries(tmp_path)) == len(load_query_emb(tmp_path))
+    assert len(RunFolder(tmp_path).items()) == len(RunFolder(tmp_path).item_emb()) and len(RunFolder(tmp_path).queries()) == len(RunFolder(tmp_path).query_emb())
     kept = read_records(tmp_path / "pairs.kept.jsonl", Pair)
     assert len(path.read_text().splitlines()) == len(kept) == rounds[-1]["kept_after"]
 
@@ -59,7 +59,7 @@ def test_a_weak_format_gets_another_round_with_counter_examples(tmp_path):
     assert rounds[1]["formats"] == ["question"] and rounds[0]["pass_rate_by_format"]["question"] == 0.0
     later = [p for p in _prompts(llm, "QueriesReply") if "failed before" in p]
     assert later and "how do I cook garlic shrimp fast?" in later[0] and "copies the instructions or the example" in later[0]
-    assert all(q.id.endswith("::question::r1") for q in load_queries(tmp_path) if q.id.endswith("::r1"))
+    assert all(q.id.endswith("::question::r1") for q in RunFolder(tmp_path).queries() if q.id.endswith("::r1"))
 
 
 def test_generated_pairs_train_sentence_transformers_and_a_rerun_calls_nothing(tmp_path, encoder):
@@ -85,7 +85,7 @@ def test_budget_stops_before_it_is_exceeded_and_a_larger_one_goes_on(tmp_path):
     except BudgetExhausted as exc:
         assert exc.used <= 2500
     stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
-    assert "brief" in stages and "filter" not in stages
+    assert "brief" in stages and "rounds" not in stages
     spent = sum(h["seed"] is not None for h in llm.history)
     more = FakeLLM(Responder())
     run_adapt(DESCRIPTION, tmp_path, cfg.model_copy(update={"budget_tokens": None}), more, log=lambda m: None, generate_only=True)
@@ -139,7 +139,7 @@ def test_an_edited_brief_is_kept_and_only_later_stages_rerun(tmp_path):
     assert json.loads((tmp_path / "brief.json").read_text())["subtopics"] == ["gut bacteria", "sleep and memory"]
     assert "brief: edited by hand, kept (later stages rerun)" in logs and not any(line.startswith("brief: done") for line in logs)
     assert any(line.startswith("items: done") for line in logs)
-    assert {it.subtopic for it in load_items(tmp_path)} == {"gut bacteria", "sleep and memory"}
+    assert {it.subtopic for it in RunFolder(tmp_path).items()} == {"gut bacteria", "sleep and memory"}
     assert all(h["schema"].get("title") != "BriefReply" for h in llm.history)
     (tmp_path / "brief.json").write_text("{broken")
     import pytest
@@ -164,7 +164,7 @@ class OneSubtopicStrays(Responder):
 def test_pairs_of_items_that_strayed_from_the_domain_are_dropped_with_the_reason(tmp_path):
     run_adapt(DESCRIPTION, tmp_path, RunConfig(n_subtopics=6, items_per_subtopic=6, rounds=1), FakeLLM(OneSubtopicStrays()),
               log=lambda m: None, generate_only=True)
-    strays = {it.id for it in load_items(tmp_path) if it.title.startswith("Weeknight pasta")}
+    strays = {it.id for it in RunFolder(tmp_path).items() if it.title.startswith("Weeknight pasta")}
     rounds = json.loads((tmp_path / "rounds.json").read_text())
     assert strays and set(rounds[0]["off_domain_items"]) >= strays
     dropped = [d for d in read_records(tmp_path / "pairs.dropped.jsonl", DroppedPair) if d.reason == "off_domain_item"]

@@ -62,7 +62,7 @@ def test_ivf_pq_above_the_threshold_rescored_exactly_finds_most_of_the_exact_nei
     assert isinstance(build(items, ann_threshold=50_000), faiss.IndexFlatIP)
     ann = build(items, ann_threshold=10_000)
     assert isinstance(ann, faiss.IndexIVFPQ) and ann.nprobe == 64 and ann.ntotal == 20_000
-    exact = top_k(items, queries, 10)[1]
+    exact = top_k(items, queries, 10, ann_threshold=50_000)[1]
     scores, approx = search(ann, items, queries, 10)
     recall = rows_overlap(approx, exact)
     _, raw = ann.search(queries, 10)  # PQ scores alone, no re-scoring
@@ -75,7 +75,7 @@ def test_ivf_pq_above_the_threshold_rescored_exactly_finds_most_of_the_exact_nei
 def test_filter_ranks_with_an_approximate_search_are_exact_for_drops_and_never_worse_for_keeps():
     items, queries = _vectors(20_000), _vectors(300, seed=2)
     targets = np.random.default_rng(3).integers(0, len(items), size=len(queries))
-    targets[:100] = top_k_rows(items, queries[:100], 1)[:, 0]  # a third of the queries have their item first
+    targets[:100] = top_k_rows(items, queries[:100], 1, ann_threshold=50_000)[:, 0]  # a third of the queries have their item first
     exact = ranks_of_targets(items, queries, targets, 10)
     approx = ranks_of_targets(items, queries, targets, 10, lambda i, q, k: top_k_rows(i, q, k, ann_threshold=10_000))
     assert (exact[:100] == 1).all() and (exact[100:] > 10).all()

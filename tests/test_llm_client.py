@@ -3,10 +3,10 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from retable.agent.llm import LLMClient
-from retable.agent.llm.cache import CallCache
-from retable.agent.llm.client import parse_reply
-from retable.agent.llm.fake import FakeLLM
+from retable.llm import LLMClient
+from retable.llm.cache import CallCache
+from retable.llm.client import parse_reply
+from retable.llm.fake import FakeLLM
 from retable.errors import InvalidReply
 
 

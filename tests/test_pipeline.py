@@ -7,8 +7,8 @@ import pytest
 from conftest import DESCRIPTION
 from fakes import Responder
 
-from retable.agent.llm.fake import FakeLLM
-from retable.agent.pipeline import run_adapt
+from retable.llm.fake import FakeLLM
+from retable.pipeline import run_adapt
 from retable.config import RunConfig
 from retable.evals.evaluate import evaluate_run
 from retable.files import read_records

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from retable.agent.llm import portable
-from retable.agent.llm.portable import PROBE_FAULT, amx_instructions, check_libraries, llama_libraries
+from retable.llm import portable
+from retable.llm.portable import PROBE_FAULT, amx_instructions, check_libraries, llama_libraries
 from retable.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def test_the_guard_finds_amx_in_a_planted_library(planted_amx_library):
     assert amx_instructions(planted_amx_library) == 2  # tileloadd and tilerelease
     with pytest.raises(UserError, match="AMX tile instructions.*Illegal instruction"):
         check_libraries([planted_amx_library])
-    out = subprocess.run([sys.executable, "-m", "retable.agent.llm.portable", str(planted_amx_library)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "retable.llm.portable", str(planted_amx_library)], capture_output=True, text=True)
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "libggml-cpu.so (2)" in out.stderr
 

@@ -3,7 +3,7 @@ from importlib import resources
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from retable.agent.prompts import TASKS, Prompts
+from retable.prompts import TASKS, Prompts
 from retable.config import QUERY_FORMATS
 from retable.errors import UserError
 

@@ -23,12 +23,15 @@ import numpy as np
 
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import CodeTable, load_table
+from retable.config import default
 from retable.errors import UserError
 from retable.files import read_npy, write_json, write_npy
 from retable.records import Item
+from retable.runfiles import ADAPTER
 
 FORMAT_VERSION = 2
-NEEDS_EMBEDDINGS = ("residual", "query_linear")
+ADAPTER_FILES = ("quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "adapter.json")
+ITEM_EMB_FILE = "item_emb.npy"  # only for tables that start at the frozen encoder (not `compressed`)
 
 
 def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, quantizer: Quantizer, table: CodeTable,
@@ -38,8 +41,8 @@ def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, qua
     table.save(folder / "table.safetensors")
     write_npy(folder / "codes.npy", codes.astype(np.uint8 if quantizer.k <= 256 else np.uint16))
     write_json(folder / "item_ids.json", item_ids)
-    if table.kind in NEEDS_EMBEDDINGS:
-        write_npy(folder / "item_emb.npy", item_emb.astype(np.float32))
+    if not table.compressed:
+        write_npy(folder / ITEM_EMB_FILE, item_emb.astype(np.float32))
     write_json(folder / "adapter.json", {
         "format_version": FORMAT_VERSION,
         "encoder": encoder_name,
@@ -102,12 +105,13 @@ class Adapter:
 class AdapterIndex:
     """Search over an adapter's items; new items get codes from the frozen encoder, no retraining."""
 
-    def __init__(self, adapter: Adapter, encoder):
+    def __init__(self, adapter: Adapter, encoder, ann_threshold: int | None = None):
         adapter.check_encoder(encoder)
         self.adapter, self.encoder = adapter, encoder
+        self.ann_threshold = default("ann_threshold") if ann_threshold is None else ann_threshold
         self.ids = list(adapter.item_ids)
         folder = adapter.folder
-        emb_path = folder / "item_emb.npy"
+        emb_path = folder / ITEM_EMB_FILE
         self._emb = read_npy(emb_path) if emb_path.is_file() else None
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
@@ -116,7 +120,7 @@ class AdapterIndex:
     def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
         a = self.adapter
         if emb is None:  # pq / vq need only the codes
-            if a.table.kind in NEEDS_EMBEDDINGS:
+            if not a.table.compressed:
                 raise UserError(f"adapter {a.folder} lacks item_emb.npy, which a {a.table.kind} table needs — rebuild it")
             emb = np.zeros((len(codes), a.quantizer.dim), dtype=np.float32)
         return a.table.item_vectors(codes, a.quantizer.rotate(emb), a.rows(ids))
@@ -135,23 +139,24 @@ class AdapterIndex:
         return len(batch)
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        """The k best items; exact up to search_index.ANN_THRESHOLD items, IVF-PQ (built once) re-scored above."""
+        """The k best items; exact up to `ann_threshold` items, IVF-PQ (built once) re-scored above."""
         from retable.search_index import build
         from retable.search_index import search as index_search
 
         if self._index is None:
-            self._index = build(self._vectors)
+            self._index = build(self._vectors, ann_threshold=self.ann_threshold)
         q = self.adapter.query_vectors(self.encoder.encode([query]))
         scores, rows = index_search(self._index, self._vectors, q, min(k, len(self.ids)))
         return [(self.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
 
 
-def load_adapter(path: str | Path, encoder: str | None = None) -> AdapterIndex:
-    """Open an adapter folder (or a run folder holding adapter/) with its encoder, checked by checksum."""
+def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None) -> AdapterIndex:
+    """Open an adapter folder (or a run folder holding adapter/) with its encoder, checked by checksum;
+    search is exact up to `ann_threshold` items (RunConfig's default when None)."""
     from retable.adapters.encoder import Encoder
 
     folder = Path(path)
-    if (folder / "adapter" / "adapter.json").is_file():
-        folder = folder / "adapter"
+    if (folder / ADAPTER / "adapter.json").is_file():  # a run folder
+        folder = folder / ADAPTER
     adapter = Adapter(folder)
-    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]))
+    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]), ann_threshold)

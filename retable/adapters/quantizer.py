@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retable.config import QUANTIZER_KINDS as KINDS
 from retable.errors import UserError
-
-KINDS = ("pq", "opq")
 
 
 def choose_nbits(n_items: int, wanted: int) -> int:

@@ -22,13 +22,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from retable.config import TABLE_KINDS as KINDS
 
-KINDS = ("pq", "vq", "residual", "query_linear")
 
 
 class CodeTable(nn.Module):
     kind = "abstract"
     uses_query_codes = False
+    compressed = False  # starts at the quantizer's reconstruction (frozen_pq), not at the frozen encoder
+
+    @classmethod
+    def untuned(cls, centroids: np.ndarray, dim: int) -> "CodeTable":
+        """The table before tuning, for a quantizer with these centroids (M, K, d/M)."""
+        raise NotImplementedError
 
     def __init__(self):
         super().__init__()
@@ -97,6 +103,11 @@ class PQTable(CodeTable):
     concat(weight[0, 1], weight[1, 3]), a 6-dim vector."""
 
     kind = "pq"
+    compressed = True
+
+    @classmethod
+    def untuned(cls, centroids, dim):
+        return cls(centroids)
 
     def __init__(self, centroids: np.ndarray):
         super().__init__()
@@ -108,6 +119,11 @@ class PQTable(CodeTable):
 
 class VQTable(CodeTable):
     kind = "vq"
+    compressed = True
+
+    @classmethod
+    def untuned(cls, centroids, dim):
+        return cls.from_centroids(centroids)
 
     def __init__(self, weight: np.ndarray):
         super().__init__()
@@ -129,6 +145,11 @@ class ResidualTable(CodeTable):
     kind = "residual"
     uses_query_codes = True
 
+    @classmethod
+    def untuned(cls, centroids, dim):
+        m, k, _ = centroids.shape
+        return cls.zeros(m, k, dim)
+
     def __init__(self, weight: np.ndarray):
         super().__init__()
         self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
@@ -147,6 +168,10 @@ class ResidualTable(CodeTable):
 class QueryLinear(CodeTable):
     kind = "query_linear"
 
+    @classmethod
+    def untuned(cls, centroids, dim):
+        return cls.identity(dim)
+
     def __init__(self, weight: np.ndarray):
         super().__init__()
         self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
@@ -162,21 +187,14 @@ class QueryLinear(CodeTable):
         return q @ self.weight.T
 
 
-_BY_KIND = {c.kind: c for c in (PQTable, VQTable, ResidualTable, QueryLinear)}
+_BY_KIND = {c.kind: c for c in (PQTable, VQTable, ResidualTable, QueryLinear)}  # in the order of config.TABLE_KINDS
 
 
 def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
     """The untuned table of `kind` for a quantizer with these centroids."""
-    if kind == "pq":
-        return PQTable(centroids)
-    if kind == "vq":
-        return VQTable.from_centroids(centroids)
-    if kind == "residual":
-        m, k, _ = centroids.shape
-        return ResidualTable.zeros(m, k, dim)
-    if kind == "query_linear":
-        return QueryLinear.identity(dim)
-    raise ValueError(f"unknown table kind {kind!r}; choose from {list(KINDS)}")
+    if kind not in _BY_KIND:
+        raise ValueError(f"unknown table kind {kind!r}; choose from {list(KINDS)}")
+    return _BY_KIND[kind].untuned(centroids, dim)
 
 
 def load_table(path: Path) -> CodeTable:

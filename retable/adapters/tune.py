@@ -63,6 +63,28 @@ class PairSet:
     pos: np.ndarray
 
 
+def _mine_hard(table: CodeTable, q_t, qc_t, pos_t, codes_t, emb_t, rows_t, n: int) -> torch.Tensor:
+    """For each query, the highest-scoring items under the current table that are not its positive."""
+    with torch.no_grad():
+        scores = table.queries(q_t, qc_t) @ table.items(codes_t, emb_t, rows_t).T
+        scores[torch.arange(len(pos_t)), pos_t] = float("-inf")
+        return scores.topk(min(n, scores.shape[1] - 1), dim=1).indices
+
+
+def _epoch(table: CodeTable, opt, q_t, qc_t, pos_t, codes_t, emb_t, hard, batches, tau: float) -> float:
+    """One pass over the batches; the summed loss. Candidates: the batch's positives and their hard negatives."""
+    total = 0.0
+    for b in batches:
+        ids = pos_t[b] if hard is None else torch.cat([pos_t[b], hard[b].reshape(-1)])
+        cand, inverse = torch.unique(ids, return_inverse=True)
+        loss = contrastive_loss(table.queries(q_t[b], qc_t[b]), table.items(codes_t[cand], emb_t[cand], cand), inverse[: len(b)], tau)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(b)
+    return total
+
+
 def tune_table(
     table: CodeTable,
     codes: np.ndarray,
@@ -93,29 +115,13 @@ def tune_table(
     def val_mrr() -> float:
         return mrr_at_k(table.query_vectors(val.q, val.qcodes) @ table.item_vectors(codes, emb).T, val.pos)
 
-    def mine_hard() -> torch.Tensor:
-        """For each query, the highest-scoring items under the current table that are not its positive."""
-        with torch.no_grad():
-            scores = table.queries(q_t, qc_t) @ table.items(codes_t, emb_t, rows_t).T
-            scores[torch.arange(len(pos_t)), pos_t] = float("-inf")
-            return scores.topk(min(hard_negatives, scores.shape[1] - 1), dim=1).indices
-
     start = time.perf_counter()
     best = initial = val_mrr()
     best_state, best_epoch, stale = copy.deepcopy(table.state_dict()), 0, 0
     history = [{"epoch": 0, "loss": None, "val_mrr@10": initial}]
     for epoch in range(1, epochs + 1):
-        hard = mine_hard() if hard_negatives else None
-        order = torch.randperm(len(q_t), generator=gen)
-        total = 0.0
-        for b in order.split(batch_size):
-            ids = pos_t[b] if hard is None else torch.cat([pos_t[b], hard[b].reshape(-1)])
-            cand, inverse = torch.unique(ids, return_inverse=True)
-            loss = contrastive_loss(table.queries(q_t[b], qc_t[b]), table.items(codes_t[cand], emb_t[cand], cand), inverse[: len(b)], tau)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
+        hard = _mine_hard(table, q_t, qc_t, pos_t, codes_t, emb_t, rows_t, hard_negatives) if hard_negatives else None
+        total = _epoch(table, opt, q_t, qc_t, pos_t, codes_t, emb_t, hard, torch.randperm(len(q_t), generator=gen).split(batch_size), tau)
         rec = val_mrr()
         history.append({"epoch": epoch, "loss": total / len(q_t), "val_mrr@10": rec})
         if progress is not None:

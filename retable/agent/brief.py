@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from retable.agent.echo import Echo
-from retable.agent.llm import LLMClient
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient
+from retable.prompts import Prompts
 from retable.errors import InvalidReply, UserError
 from retable.records import DomainBrief, Persona
 

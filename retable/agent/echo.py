@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from retable.agent.llm.base import Message
+from retable.llm.base import Message
 
 DATA_TAGS = ("domain", "subtopic", "document")
 _DATA = re.compile(r"<(%s)>.*?</\1>" % "|".join(DATA_TAGS), re.S)

@@ -37,7 +37,7 @@ def ranks_of_targets(item_emb: np.ndarray, query_emb: np.ndarray, targets: np.nd
     k = min(top_k, len(item_emb))
     if len(query_emb) == 0:
         return np.zeros(0, dtype=np.int64)
-    top = (search or top_k_rows)(item_emb, query_emb, k)
+    top = search(item_emb, query_emb, k) if search else top_k_rows(item_emb, query_emb, k, ann_threshold=max(len(item_emb), 1))  # default: exact
     ranks = np.empty(len(query_emb), dtype=np.int64)
     for qi, target in enumerate(targets):
         rows = top[qi][top[qi] >= 0]

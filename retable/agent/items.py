@@ -10,8 +10,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from retable.agent.echo import Echo, trigrams, words
-from retable.agent.llm import LLMClient
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient
+from retable.prompts import Prompts
 from retable.errors import InvalidReply
 from retable.records import DomainBrief, Item
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, StringConstraints, create_model
 
 from retable.agent.echo import Echo
-from retable.agent.llm import LLMClient
-from retable.agent.prompts import Prompts
+from retable.llm import LLMClient
+from retable.prompts import Prompts
 from retable.errors import InvalidReply
 from retable.records import DomainBrief, Item, Query
 

@@ -10,11 +10,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from retable.adapters.tune import mrr_at_k, recall_at_k
-from retable.agent.rounds import RoundLog
 from retable.evals.codebook import Codebook
 from retable.evals.drift import Drift
-from retable.evals.faithfulness import DomainCheck, JudgeSummary
-from retable.records import DroppedPair, Pair, StageUsage
+from retable.domain import DomainCheck
+from retable.evals.faithfulness import JudgeSummary
+from retable.records import DroppedPair, Pair, RoundLog, StageUsage
 
 SCHEMA_VERSION = 1
 Level = Literal["red", "amber", "green"]

@@ -3,7 +3,6 @@ splits: BM25, every other table kind, the query-side linear adapter and full fin
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ from retable.adapters.table import KINDS
 from retable.adapters.training import Space, train_kind
 from retable.config import RunConfig
 from retable.evals.metrics import evaluate, search, to_run
-from retable.files import read_records
-from retable.records import Item, Pair
-from retable.runfiles import load_item_emb, load_items, load_queries, load_query_emb
+from retable.records import Item
+from retable.runfiles import RunFolder
 
 FINETUNE_MAX_EPOCHS = 3  # each epoch costs ~9 s per batch of 32 on 2 cores
 
@@ -38,12 +36,11 @@ class RunPairs:
     """A run's items, queries, kept pairs and splits, ready to train any table kind on."""
 
     def __init__(self, run_dir: Path, config: RunConfig):
-        self.items, self.queries = load_items(run_dir), load_queries(run_dir)
-        self.item_emb, self.query_emb = load_item_emb(run_dir), load_query_emb(run_dir)
-        kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
-        split_ids = json.loads((run_dir / "splits.json").read_text())
-        by_id = {p.query_id: p for p in kept}
-        self.splits = {name: [by_id[q] for q in ids] for name, ids in split_ids.items()}
+        run = RunFolder(run_dir)
+        self.items, self.queries = run.items(), run.queries()
+        self.item_emb, self.query_emb = run.item_emb(), run.query_emb()
+        by_id = {p.query_id: p for p in run.kept()}
+        self.splits = {name: [by_id[q] for q in ids] for name, ids in run.splits().model_dump().items()}
         self.q_row = {q.id: i for i, q in enumerate(self.queries)}
         self.i_row = {it.id: i for i, it in enumerate(self.items)}
         self.config = config
@@ -84,7 +81,7 @@ def finetune_system(rp: RunPairs, encoder, corpus: list[Item], query_texts: list
 
 def baseline_systems(run_dir: Path, adapter: Adapter, encoder, corpus: list[Item], corpus_emb: np.ndarray,
                      query_texts: list[str], q_emb: np.ndarray, qids: list[str], judged: dict, log=print) -> dict[str, dict]:
-    config = RunConfig(**json.loads((run_dir / "config.json").read_text()))
+    config = RunConfig(**RunFolder(run_dir).config_json())
     rp = RunPairs(run_dir, config)
     corpus_ids = [it.id for it in corpus]
     out = {"bm25": bm25_system(corpus, query_texts, qids, judged)}
@@ -92,8 +89,7 @@ def baseline_systems(run_dir: Path, adapter: Adapter, encoder, corpus: list[Item
         log(f"baseline: {kind} table")
         name = kind if kind == "query_linear" else f"adapted_{kind}"
         out[name] = table_system(kind, rp, adapter, corpus_ids, corpus_emb, q_emb, qids, judged)
-    tune = json.loads((run_dir / "tune.json").read_text())
-    epochs = max(1, min(FINETUNE_MAX_EPOCHS, len(tune["history"]) - 1))
+    epochs = max(1, min(FINETUNE_MAX_EPOCHS, len(RunFolder(run_dir).tune().history) - 1))
     log(f"baseline: full fine-tuning, {epochs} epoch(s)")
     out["full_finetune"] = finetune_system(rp, encoder, corpus, query_texts, qids, judged, epochs)
     return out

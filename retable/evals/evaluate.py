@@ -11,22 +11,18 @@ from pathlib import Path
 from retable.adapters.artifact import Adapter, artifact_bytes
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
-from retable.files import fingerprint, read_npy, sha256_file, write_npy
-
-
-def corpus_cache_path(run_dir: Path, corpus: Path, encoder_checksum: str) -> Path:
-    """Where the encoder's embeddings of a corpus file are kept, so each corpus is encoded once."""
-    return run_dir / "eval_cache" / f"{fingerprint([sha256_file(corpus), encoder_checksum])}.npy"
+from retable.files import read_npy, write_npy
+from retable.runfiles import ADAPTER, RunFolder
 
 
 def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print) -> dict[str, dict]:
     from retable.adapters.encoder import Encoder
 
-    adapter = Adapter(run_dir / "adapter")
+    adapter = Adapter(RunFolder(run_dir).path(ADAPTER))
     corpus, queries, qrels = load_beir(dataset)
     encoder = Encoder(adapter.meta["encoder"])
     adapter.check_encoder(encoder)
-    cache = corpus_cache_path(run_dir, dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
+    cache = RunFolder(run_dir).corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
     if cache.is_file():
         item_emb = read_npy(cache)
     else:

@@ -4,7 +4,7 @@ and the threshold it was held against. Checks with too little data say so instea
 from __future__ import annotations
 
 from retable.evals.audit import Audit, Finding
-from retable.evals.thresholds import AuditThresholds
+from retable.thresholds import AuditThresholds
 
 ORDER = {"red": 0, "amber": 1, "green": 2}
 

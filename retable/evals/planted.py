@@ -12,21 +12,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retable.adapters import stages as table_stages
+from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
 from retable.adapters.table import load_table
 from retable.config import RunConfig
 from retable.evals.audit import Audit
-from retable.evals.audit_stage import build_audit, write_judge
-from retable.files import read_npy, read_records, write_json, write_npy, write_records
-from retable.records import Item, Pair
-from retable.runfiles import ROUND_FILES, load_item_emb, load_items, load_queries, load_query_emb
+from retable.evals.stages import JUDGE_STAGE, build_audit
+from retable.executor import LocalExecutor
+from retable.files import read_npy, write_npy, write_records
+from retable.llm import UsageLog
+from retable.prompts import Prompts
+from retable.records import Item
+from retable.runfiles import ADAPTER, BRIEF, CODES, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, KEPT, QUANTIZER, QUERIES, QUERY_EMB, ROUND_FILES, RunFolder
+from retable.runstate import RunState
+from retable.stage import Context
 
 FAULTS = ("clean", "shuffled_pairs", "off_domain_items", "format_removed", "collapsed_table", "forced_collisions")
 # the check each fault should trip (others may fire too)
 EXPECTED = {"shuffled_pairs": "retriever_agreement", "off_domain_items": "off_domain", "format_removed": "format_coverage",
             "collapsed_table": "collapse", "forced_collisions": "collisions"}
-COPY = ["brief.json", "description.txt", "items.jsonl", "queries.jsonl", "item_emb.npy", "query_emb.npy",
-        "pairs.kept.jsonl", "pairs.dropped.jsonl", "codes", *ROUND_FILES]
+COPY = [BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, KEPT, DROPPED, QUANTIZER, CODES, *ROUND_FILES]
 
 
 def _copy_run(src: Path, dst: Path) -> None:
@@ -34,28 +38,28 @@ def _copy_run(src: Path, dst: Path) -> None:
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
     for name in COPY:
-        if (src / name).is_dir():
-            shutil.copytree(src / name, dst / name)
-        elif (src / name).is_file():
+        if (src / name).is_file():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / name, dst / name)
 
 
-def _shuffle_pairs(dst: Path, rng: random.Random) -> None:
+def _shuffle_pairs(run: RunFolder, rng: random.Random) -> None:
     """Every kept query is paired with another kept pair's item (a derangement of the item ids)."""
-    kept = read_records(dst / "pairs.kept.jsonl", Pair)
+    kept = run.kept()
     ids = [p.item_id for p in kept]
     order = list(range(len(ids)))
     rng.shuffle(order)
     moved = [ids[order[(i + 1) % len(order)]] for i in range(len(order))]
     back = {o: m for o, m in zip(order, moved)}
-    write_records(dst / "pairs.kept.jsonl", [p.model_copy(update={"item_id": back[i]}) for i, p in enumerate(kept)])
+    write_records(run.path(KEPT), [p.model_copy(update={"item_id": back[i]}) for i, p in enumerate(kept)])
 
 
-def _replace_items(dst: Path, foreign: list[Item], foreign_emb: np.ndarray, share: float, rng: random.Random, config: RunConfig) -> None:
+def _replace_items(ctx: Context, foreign: list[Item], foreign_emb: np.ndarray, share: float, rng: random.Random) -> None:
     """A `share` of the first round's items, among those without kept pairs, become items of another domain."""
-    items = read_records(dst / "items.jsonl", Item)
-    emb = read_npy(dst / "item_emb.npy")
-    with_pairs = {p.item_id for p in read_records(dst / "pairs.kept.jsonl", Pair)}
+    run = ctx.run
+    items = run.first_items()
+    emb = read_npy(run.path(ITEM_EMB))
+    with_pairs = {p.item_id for p in run.kept()}
     rows = [i for i, it in enumerate(items) if it.id not in with_pairs]
     rng.shuffle(rows)
     n = min(int(round(share * len(items))), len(rows), len(foreign))
@@ -63,17 +67,17 @@ def _replace_items(dst: Path, foreign: list[Item], foreign_emb: np.ndarray, shar
     for row, f in zip(rows[:n], picks):
         items[row] = foreign[f].model_copy(update={"id": items[row].id})
         emb[row] = foreign_emb[f]
-    write_records(dst / "items.jsonl", items)
-    write_npy(dst / "item_emb.npy", emb)
-    table_stages.build_codes(dst, load_items(dst), load_item_emb(dst), config)
+    run.write_items(items)
+    run.write_item_emb(emb)
+    CODES_STAGE.run(ctx)
 
 
-def _collapse_table(dst: Path, rng: np.random.Generator) -> None:
+def _collapse_table(run: RunFolder, rng: np.random.Generator) -> None:
     """Pull every code vector to its sub-space's mean and add noise as large as what is left: the
     item vectors crowd together and their order is mostly noise."""
-    path = dst / "adapter/table.safetensors"
+    path = run.path(f"{ADAPTER}/table.safetensors")
     table = load_table(path)
-    if table.kind not in ("pq", "vq"):
+    if not table.compressed:
         raise ValueError(f"collapse is planted into pq or vq tables, not {table.kind}")
     with torch.no_grad():
         w = table.weight
@@ -84,15 +88,16 @@ def _collapse_table(dst: Path, rng: np.random.Generator) -> None:
     table.save(path)
 
 
-def _force_collisions(dst: Path, share: float) -> None:
+def _force_collisions(run: RunFolder, share: float) -> None:
     """The most popular items (most kept queries) get the codes of the most popular one."""
-    items = load_items(dst)
+    items = run.items()
     row = {it.id: i for i, it in enumerate(items)}
-    mass = np.bincount([row[p.item_id] for p in read_records(dst / "pairs.kept.jsonl", Pair)], minlength=len(items))
+    mass = np.bincount([row[p.item_id] for p in run.kept()], minlength=len(items))
     popular = np.argsort(-mass, kind="stable")[: max(3, int(round(share * int((mass > 0).sum()))))]
-    codes = read_npy(dst / "adapter/codes.npy")
+    path = run.path(f"{ADAPTER}/codes.npy")
+    codes = read_npy(path)
     codes[popular] = codes[popular[0]]
-    write_npy(dst / "adapter/codes.npy", codes)
+    write_npy(path, codes)
 
 
 def plant(src: Path, dst: Path, fault: str, config: RunConfig, encoder, *, seed: int, client=None, prompts=None,
@@ -104,24 +109,24 @@ def plant(src: Path, dst: Path, fault: str, config: RunConfig, encoder, *, seed:
     _copy_run(src, dst)
     cfg = config.model_copy(update={"seed": seed})
     rng = random.Random(seed)
+    ctx = Context(run=RunFolder(dst), config=cfg, state=RunState(dst, UsageLog(), lambda m: None), prompts=prompts or Prompts(),
+                  make_client=lambda: client, make_encoder=lambda: encoder, executor=LocalExecutor(), log=lambda m: None)
     if fault == "shuffled_pairs":
-        _shuffle_pairs(dst, rng)
+        _shuffle_pairs(ctx.run, rng)
     if fault == "off_domain_items":
         if foreign is None:
             raise ValueError("off_domain_items needs foreign items and their embeddings")
-        _replace_items(dst, *foreign, share=0.25, rng=rng, config=cfg)
-    items, queries = load_items(dst), load_queries(dst)
-    kept = read_records(dst / "pairs.kept.jsonl", Pair)
-    tune_cfg = cfg
+        _replace_items(ctx, *foreign, share=0.25, rng=rng)
     if fault == "format_removed":  # tuned without one format, and nothing in the config says so
-        tune_cfg = cfg.model_copy(update={"holdout_formats": [sorted({p.format for p in kept})[-1]]})
-    table_stages.tune(dst, items, queries, load_item_emb(dst), load_query_emb(dst), kept, encoder, tune_cfg)
+        ctx.config = cfg.model_copy(update={"holdout_formats": [sorted({p.format for p in ctx.run.kept()})[-1]]})
+    TUNE_STAGE.run(ctx)
+    ctx.config = cfg
     if fault == "collapsed_table":
-        _collapse_table(dst, np.random.default_rng(seed))
+        _collapse_table(ctx.run, np.random.default_rng(seed))
     if fault == "forced_collisions":
-        _force_collisions(dst, share=0.2)
+        _force_collisions(ctx.run, share=0.2)
     if client is not None:
-        write_judge(dst, client, prompts, cfg)
+        JUDGE_STAGE.run(ctx)
     else:
-        write_json(dst / "judge.json", None)
-    return build_audit(dst, cfg, encoder, cost={}, seconds={}, log=lambda m: None)
+        ctx.run.write_judge(None)
+    return build_audit(ctx, cost={}, seconds={})

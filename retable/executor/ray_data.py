@@ -6,6 +6,8 @@ the driver writes as they arrive, so an interrupted stage loses no call that fin
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import os
 import socket
@@ -14,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from retable.errors import BudgetExhausted, UserError
-from retable.search_index import ANN_THRESHOLD, build
+from retable.search_index import build
 
 SEARCH_BATCH = 1024  # queries per search task
 ENCODE_BATCH = 256  # texts per encoding batch
@@ -66,7 +68,7 @@ class _Calls:
     def __call__(self, batch: dict) -> dict:
         import ray.cloudpickle as cloudpickle
 
-        from retable.agent.llm.client import UsageLog
+        from retable.llm.client import UsageLog
 
         payloads = []
         if self.client.budget_tokens is not None and not hasattr(self, "_left"):
@@ -122,6 +124,13 @@ class _Search:
 
 class RayExecutor:
     name = "ray"
+    remote = True  # LLMClient hands its jobs to map_calls
+
+    def searcher(self, ann_threshold: int):
+        return functools.partial(self.search, ann_threshold=ann_threshold)
+
+    def wrap_encoder(self, encoder):
+        return RayEncoder(encoder, self)
 
     def __init__(self):
         self.ray = init_ray()
@@ -185,7 +194,7 @@ class RayExecutor:
                 bar.update(len(batch["id"]))
         return emb
 
-    def search(self, item_emb: np.ndarray, query_emb: np.ndarray, k: int, ann_threshold: int = ANN_THRESHOLD) -> np.ndarray:
+    def search(self, item_emb: np.ndarray, query_emb: np.ndarray, k: int, ann_threshold: int) -> np.ndarray:
         """Top-k item rows per query: the index (IVF-PQ above `ann_threshold` items) is built once here,
         and the queries are split over Ray tasks."""
         import faiss

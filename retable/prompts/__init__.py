@@ -1,1 +1,61 @@
-"""Jinja2 prompt templates, shipped as package data (one per task)."""
+"""Prompt templates: one `.jinja` file per task in `retable/prompts/`, rendered in Jinja2's sandbox
+with StrictUndefined. A template has a `system` and a `user` block, and may have an `example_user`
+and `example_assistant` block: the few-shot example, sent as an earlier turn of the conversation
+(small models parrot an example pasted into the same message more; which way works better is
+measured per task, see the comment atop each template). A folder given with
+`--prompts` overrides any template by file name."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, FileSystemLoader, FunctionLoader, StrictUndefined, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+
+from retable.llm.base import Message
+from retable.errors import UserError
+
+TASKS = ("brief", "items", "queries", "judge")
+
+
+def _packaged(name: str) -> str | None:
+    res = resources.files("retable.prompts").joinpath(name)
+    return res.read_text(encoding="utf-8") if res.is_file() else None
+
+
+class Prompts:
+    def __init__(self, override_dir: Path | None = None):
+        self.override_dir = override_dir
+        loaders = []
+        if override_dir is not None:
+            if not override_dir.is_dir():
+                raise UserError(f"--prompts {override_dir} is not a folder — pass a folder of .jinja files")
+            loaders.append(FileSystemLoader(str(override_dir)))
+        loaders.append(FunctionLoader(_packaged))
+        self.env = SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+    def __getstate__(self) -> dict:  # Ray ships prompts to its workers; the Jinja environment is rebuilt there
+        return {"override_dir": self.override_dir}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["override_dir"])
+
+    def source_hash(self, task: str) -> str:
+        """Hash of the template text in use, part of its stage's fingerprint."""
+        source, _, _ = self.env.loader.get_source(self.env, f"{task}.jinja")
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+    def render(self, task: str, **variables) -> list[Message]:
+        try:
+            template = self.env.get_template(f"{task}.jinja")
+        except TemplateNotFound:
+            raise UserError(f"no prompt template {task}.jinja — ship it or add it to the --prompts folder") from None
+        ctx = template.new_context(variables)
+        "".join(template.root_render_func(ctx))  # runs the top-level {% set %} and {% macro %} for the blocks
+        for required in ("system", "user"):
+            if required not in template.blocks:
+                raise UserError(f"prompt template {task}.jinja has no {{% block {required} %}}")
+        turns = [("system", "system"), ("example_user", "user"), ("example_assistant", "assistant"), ("user", "user")]
+        return [{"role": role, "content": "".join(template.blocks[block](ctx)).strip()} for block, role in turns if block in template.blocks]

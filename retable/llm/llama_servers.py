@@ -13,7 +13,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from retable.agent.llm.embedded import embedded_model_path
+from retable.llm.embedded import embedded_model_path
 from retable.errors import UserError
 
 

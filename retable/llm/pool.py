@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from retable.agent.llm.base import LLM, Message, Reply
+from retable.llm.base import LLM, Message, Reply
 from retable.errors import EndpointDown, UserError
 
 

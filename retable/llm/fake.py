@@ -7,7 +7,7 @@ import json
 from collections import deque
 from typing import Callable
 
-from retable.agent.llm.base import LLM, Message, Reply
+from retable.llm.base import LLM, Message, Reply
 
 Responder = Callable[[list[Message], dict], str]
 

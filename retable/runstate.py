@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from retable.agent.llm import UsageLog
 from retable.files import sha256_file, write_json
+from retable.llm import UsageLog
+from retable.runfiles import MANIFEST
 from retable.records import StageUsage
 
 
@@ -35,7 +36,7 @@ def peak_rss_mb() -> float:
 class RunState:
     def __init__(self, run_dir: Path, usage: UsageLog, log: Callable[[str], None] = print):
         self.run_dir = run_dir
-        self.path = run_dir / "manifest.json"
+        self.path = run_dir / MANIFEST
         self.usage = usage
         self.log = log
         try:
@@ -47,15 +48,23 @@ class RunState:
         entry = self.stages.get(name)
         if not entry or entry.get("key") != key:
             return False
-        for rel, digest in entry["files"].items():
-            path = self.run_dir / rel
-            if not path.is_file() or sha256_file(path) != digest:
-                return False
-        return True
+        return all(self._digest_now(rel) == digest for rel, digest in entry["files"].items())
 
-    def run(self, name: str, key: str, files: list[str], compute: Callable[[], None]) -> None:
-        """Run `compute` (which writes `files` into the run folder) unless the stage is current."""
-        if self.is_current(name, key):
+    def _digest_now(self, rel: str) -> str | None:
+        path = self.run_dir / rel
+        return sha256_file(path) if path.is_file() else None  # None: absent, as an optional output may be
+
+    def digest(self, rel: str) -> str | None:
+        """A run file's checksum as its stage recorded it (or as it is now, for a file no stage wrote)."""
+        for entry in self.stages.values():
+            if rel in entry.get("files", {}):
+                return entry["files"][rel]
+        return self._digest_now(rel)
+
+    def run(self, name: str, key: str, files: list[str], compute: Callable[[], None], *, optional: tuple[str, ...] = (), force: bool = False) -> None:
+        """Run `compute` (which writes `files` into the run folder; those in `optional` may be absent)
+        unless the stage is current, or `force`."""
+        if not force and self.is_current(name, key):
             self.log(f"{name}: up to date, skipped")
             return
         self.usage.stage = name
@@ -65,10 +74,16 @@ class RunState:
         compute()
         seconds = time.perf_counter() - start
         _fault_point(name, "written")
+        missing = [rel for rel in files if rel not in optional and not (self.run_dir / rel).is_file()]
+        if missing:
+            raise RuntimeError(f"stage {name} did not write {missing}: its declared outputs and its code disagree")
         u = self.usage.by_stage[name]
+        for other, entry in list(self.stages.items()):  # a file has one writer: an older stage that claimed it (a renamed one) is forgotten
+            if other != name and set(entry.get("files", {})) & set(files):
+                del self.stages[other]
         self.stages[name] = {
             "key": key,
-            "files": {rel: sha256_file(self.run_dir / rel) for rel in files},
+            "files": {rel: self._digest_now(rel) for rel in files},
             "seconds": round(seconds, 3),
             "usage": u.model_dump(),
             "peak_rss_mb": peak_rss_mb(),
@@ -77,10 +92,15 @@ class RunState:
         calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""
         self.log(f"{name}: done in {seconds:.1f} s{calls}, peak memory {self.stages[name]['peak_rss_mb']:,.0f} MB")
 
+    def edited(self, name: str, key: str) -> bool:
+        """Did someone change `name`'s files by hand since it wrote them with this same key?"""
+        entry = self.stages.get(name)
+        return bool(entry) and entry.get("key") == key and all(self._digest_now(r) for r in entry["files"]) and not self.is_current(name, key)
+
     def accept_edit(self, name: str, key: str, files: list[str]) -> None:
         """Record `files`, changed by hand since `name` wrote them with this same key, as the stage's output."""
         entry = self.stages[name]
-        entry["files"] = {rel: sha256_file(self.run_dir / rel) for rel in files}
+        entry["files"] = {rel: self._digest_now(rel) for rel in files}
         write_json(self.path, {"stages": self.stages})
         self.log(f"{name}: edited by hand, kept (later stages rerun)")
 

@@ -3,7 +3,7 @@
 without enabling it kills the process with "Illegal instruction".
 
 - `amx_instructions(lib)` counts AMX tile instructions in a built library (objdump): the install and
-  `make test` refuse a library that holds any (`python -m retable.agent.llm.portable`).
+  `make test` refuse a library that holds any (`python -m retable.llm.portable`).
 - `probe(model_path)` loads the model and decodes a few tokens in a child process, once per process and
   model, before the first embedded call: a crash there becomes a one-line UserError instead of a core dump.
 """
@@ -100,7 +100,7 @@ def probe(model_path: Path, timeout: float = 300.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m retable.agent.llm.portable [LIB ...]`: check llama-cpp-python's libraries (or the
+    """`python -m retable.llm.portable [LIB ...]`: check llama-cpp-python's libraries (or the
     given ones) for AMX tile instructions; exit 1 with one line when any holds them."""
     args = sys.argv[1:] if argv is None else argv
     try:

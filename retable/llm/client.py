@@ -13,8 +13,8 @@ from typing import Callable, Iterable, TypeVar
 from pydantic import BaseModel, ValidationError
 from tqdm import tqdm
 
-from retable.agent.llm.base import LLM, Message, Reply
-from retable.agent.llm.cache import CallCache
+from retable.llm.base import LLM, Message, Reply
+from retable.llm.cache import CallCache
 from retable.errors import BudgetExhausted, InvalidReply
 from retable.files import fingerprint
 from retable.records import StageUsage
@@ -76,7 +76,7 @@ class LLMClient:
     def __getstate__(self) -> dict:
         """What a worker process gets: the cache as an in-memory snapshot that records new replies, a
         fresh usage log for the same stage, and what is left of the token budget."""
-        from retable.agent.llm.cache import CallCache, MemoryCache
+        from retable.llm.cache import CallCache, MemoryCache
 
         state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
         if isinstance(self.cache, CallCache):
@@ -144,7 +144,7 @@ class LLMClient:
     def map(self, fn: Callable[[J], R], jobs: Iterable[J], *, desc: str, unit: str = "call") -> list[R]:
         """`fn` over `jobs`, in order, `concurrency` at a time (1 for in-process models), with a progress bar."""
         jobs = list(jobs)
-        if self.executor is not None and len(jobs) > 1:
+        if self.executor is not None and self.executor.remote and len(jobs) > 1:
             return self.executor.map_calls(self, fn, jobs, desc=desc, unit=unit)
         if self.concurrency <= 1 or len(jobs) <= 1:
             with tqdm(jobs, desc=desc, unit=unit) as bar:  # closed before an error message is printed

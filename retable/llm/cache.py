@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from retable.agent.llm.base import Reply
+from retable.llm.base import Reply
 
 
 class CallCache:

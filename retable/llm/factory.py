@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from retable.agent.llm.base import LLM
+from retable.llm.base import LLM
 from retable.config import RunConfig
 
 
 def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
     if config.llm == "embedded":
-        from retable.agent.llm.embedded import EmbeddedLLM
+        from retable.llm.embedded import EmbeddedLLM
 
         return EmbeddedLLM(config.model)
     if config.llm == "openai" and config.endpoints:
-        from retable.agent.llm.openai_compat import OpenAICompatLLM
-        from retable.agent.llm.pool import EndpointPool
+        from retable.llm.openai_compat import OpenAICompatLLM
+        from retable.llm.pool import EndpointPool
 
         retries = min(config.llm_retries, 1)  # the pool's failover is the retry
         pool = EndpointPool([(OpenAICompatLLM(config.model, e.url, api_key, timeout=config.llm_timeout, max_retries=retries), e.concurrency or config.concurrency)
@@ -21,11 +21,11 @@ def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
         pool.check_reachable()
         return pool
     if config.llm == "openai":
-        from retable.agent.llm.openai_compat import OpenAICompatLLM
+        from retable.llm.openai_compat import OpenAICompatLLM
 
         llm = OpenAICompatLLM(config.model, config.base_url, api_key, timeout=config.llm_timeout, max_retries=config.llm_retries)
         llm.check_reachable()
         return llm
-    from retable.agent.llm.langchain_chat import LangChainLLM
+    from retable.llm.langchain_chat import LangChainLLM
 
     return LangChainLLM.from_name(config.model)

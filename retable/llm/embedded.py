@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from retable.agent.llm.base import LLM, Message, Reply
+from retable.llm.base import LLM, Message, Reply
 from retable.errors import UserError
 
 # name -> [(PyPI package, file inside it), ...]; a model in several parts is their concatenation
@@ -98,7 +98,7 @@ class EmbeddedLLM(LLM):
             shared = getattr(self, "_worker_copy", False)
             self._llama = _WORKER_MODELS.get(key) if shared else None
             if self._llama is None:
-                from retable.agent.llm.portable import probe
+                from retable.llm.portable import probe
 
                 probe(self.path)  # a build for another CPU fails here as one line, not as a core dump
                 self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from retable.agent.llm.base import LLM, Message, Reply
+from retable.llm.base import LLM, Message, Reply
 from retable.errors import EndpointDown, UserError
 
 

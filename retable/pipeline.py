@@ -1,0 +1,137 @@
+"""`retable adapt`, `retable generate` and `retable audit`: each a list of stages, run by one runner
+(`retable.stage.run_stages`). The stages declare their own contracts; this module only wires the
+shared parts (run folder, LLM client, encoder, executor) into a Context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
+from retable.agent.stages import EXPORT, data_stages
+from retable.config import RunConfig
+from retable.errors import UserError
+from retable.evals.stages import AUDIT_STAGES
+from retable.executor import make_executor
+from retable.files import check_corpus
+from retable.llm import LLM, LLMClient, UsageLog
+from retable.llm.cache import CallCache
+from retable.prompts import Prompts
+from retable.runfiles import ADAPTER, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
+from retable.runstate import RunState
+from retable.stage import Context, Stage, run_stages
+
+
+# settings that change no stage's output, so they key none (tests/test_stages.py holds every other one to a stage)
+NOT_KEYED = {
+    "base_url": "the server that answers; LLM replies are cached by model, not by server",
+    "endpoints": "the same, for a pool of servers",
+    "endpoint_cooldown": "when a failed endpoint is tried again",
+    "llm_timeout": "how long a remote request may take",
+    "llm_retries": "how often a failed remote request is retried",
+    "concurrency": "requests in flight; replies are the same as one at a time",
+    "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
+}
+
+
+def adapt_stages(corpus: bool) -> list[Stage]:
+    return [*data_stages(corpus), CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES]
+
+
+def generate_stages(corpus: bool) -> list[Stage]:
+    return [*data_stages(corpus), EXPORT]
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} exists and is a file — name a folder for the run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {run_dir} ({exc.strerror}) — choose a writable --out") from None
+
+
+def open_context(run_dir: Path, config: RunConfig, make_llm: Callable[[], LLM], *, prompts: Prompts | None = None, log=print,
+                 description: str | None = None, corpus: Path | None = None, probe: Path | None = None) -> tuple[Context, CallCache]:
+    """The Context stages share; the LLM and the encoder are made on first use."""
+    usage = UsageLog()
+    cache = CallCache(run_dir / LLM_CACHE)
+    executor = make_executor(config.executor)
+
+    def make_client() -> LLMClient:
+        return LLMClient(make_llm(), cache, temperature=config.temperature, max_tokens=config.max_tokens, max_retries=config.max_retries,
+                         usage=usage, budget_tokens=config.budget_tokens, concurrency=config.concurrency, executor=executor)
+
+    def make_encoder():
+        from retable.adapters.encoder import Encoder
+
+        return executor.wrap_encoder(Encoder(config.encoder))
+
+    ctx = Context(run=RunFolder(run_dir), config=config, state=RunState(run_dir, usage, log), prompts=prompts or Prompts(), make_client=make_client,
+                  make_encoder=make_encoder, executor=executor, log=log, description=description, corpus=corpus, probe=probe)
+    return ctx, cache
+
+
+def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, corpus: Path | None = None,
+              prompts: Prompts | None = None, log: Callable[[str], None] = print, generate_only: bool = False) -> Path:
+    """Run every stage; return the path of report.html. With `generate_only`, stop after the data
+    (brief, items, queries, the agent's rounds) and return the exported pairs file."""
+    prepare_run_dir(run_dir)
+    if corpus is not None:
+        check_corpus(corpus)  # bad input fails before any LLM call
+    ctx, cache = open_context(run_dir, config, lambda: llm, prompts=prompts, log=log, description=description, corpus=corpus)
+    ctx.run.write_config(config)
+    ctx.run.write_description(description)  # `retable audit` reads it back
+    ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
+    try:
+        run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
+    finally:
+        if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
+            ctx.run.write_endpoints(llm.stats())
+        cache.close()
+    return ctx.run.path(GENERATED if generate_only else REPORT_HTML)
+
+
+NEEDED = [CONFIG, ITEMS, QUERIES, KEPT, SPLITS, TUNE, f"{ADAPTER}/adapter.json"]
+
+
+def finished_run_config(run_dir: Path) -> RunConfig:
+    """The config of a finished run, or a UserError saying what is missing."""
+    run = RunFolder(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} not found — pass the --out folder of a `retable adapt` run")
+    missing = [n for n in NEEDED if not run.has(n)]
+    if missing:
+        raise UserError(f"{run_dir} is not a finished run (no {missing[0]}) — rerun `retable adapt` with --out {run_dir} to finish it")
+    try:
+        return RunConfig.model_validate(run.config_json())
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UserError(f"{run_dir}/{CONFIG} is not a config this retable reads ({str(exc).splitlines()[0]}) — rerun `retable adapt`") from None
+
+
+def run_audit(run_dir: Path, *, probe: Path | None = None, judge_pairs: int | None = None, api_key: str | None = None, prompts: Path | None = None,
+              log=print) -> tuple[Path, str]:
+    """`retable audit RUN_DIR`: redo the judge (skipped when current: no LLM is loaded), the audit and the
+    report of a finished run, with the run's own settings and templates (or `prompts`); --probe adds real queries."""
+    from retable.llm.factory import make_llm
+
+    config = finished_run_config(run_dir)
+    if probe is not None and not (probe / "corpus.jsonl").is_file():
+        raise UserError(f"--probe {probe} has no corpus.jsonl — pass a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    if judge_pairs is not None:
+        config = config.model_copy(update={"judge_pairs": judge_pairs})
+    run = RunFolder(run_dir)
+    prompts = prompts or run.prompts_dir()
+    if prompts is not None and not prompts.is_dir():
+        raise UserError(f"the run's templates folder {prompts} is gone — pass --prompts DIR with the templates the run used")
+    ctx, cache = open_context(run_dir, config, lambda: make_llm(config, api_key), prompts=Prompts(prompts) if prompts else None, log=log,
+                              description=run.description(), probe=probe)
+    try:
+        run_stages(AUDIT_STAGES, ctx, force=frozenset({"audit", "report"}))
+    finally:
+        cache.close()
+    return ctx.run.path(REPORT_HTML), json.loads(ctx.run.audit_json())["verdict"]
