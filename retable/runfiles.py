@@ -139,6 +139,12 @@ class RunFolder:
     def write_queries(self, queries: Iterable[Query]) -> None:
         write_records(self.path(QUERIES), queries)
 
+    def first_item_emb(self) -> np.ndarray:
+        return read_npy(self.path(ITEM_EMB))
+
+    def first_query_emb(self) -> np.ndarray:
+        return read_npy(self.path(QUERY_EMB))
+
     def write_item_emb(self, emb: np.ndarray) -> None:
         write_npy(self.path(ITEM_EMB), emb)
 

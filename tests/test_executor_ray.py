@@ -98,9 +98,9 @@ def test_ray_search_equals_the_local_search(local_ray):
     rng = np.random.default_rng(0)
     items = rng.normal(size=(3000, 32)).astype(np.float32)
     queries = rng.normal(size=(2500, 32)).astype(np.float32)
-    rows = RayExecutor().search(items, queries, 10)
+    rows = RayExecutor().search(items, queries, 10, ann_threshold=250_000)
     assert rows.shape == (2500, 10)
-    np.testing.assert_array_equal(rows, top_k_rows(items, queries, 10))
+    np.testing.assert_array_equal(rows, top_k_rows(items, queries, 10, ann_threshold=250_000))
 
 
 def _cli(tmp_path, *args, env=None):

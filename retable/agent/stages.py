@@ -84,7 +84,8 @@ EMBED_QUERIES = Stage("embed_queries", lambda ctx: ctx.run.write_query_emb(ctx.e
 
 def _rounds(ctx: Context) -> None:
     items, queries = _first_items(ctx), ctx.run.first_queries()
-    g = Generated(list(items), list(queries), ctx.run.item_emb(), ctx.run.query_emb(), search=ctx.executor.searcher(ctx.config.ann_threshold))
+    # the first round's rows only: round files on disk are an earlier (perhaps killed) attempt's, about to be rewritten
+    g = Generated(list(items), list(queries), ctx.run.first_item_emb(), ctx.run.first_query_emb(), search=ctx.executor.searcher(ctx.config.ann_threshold))
     history = agent_rounds(g, client=ctx.client, prompts=ctx.prompts, encoder=ctx.encoder, description=ctx.description, brief=ctx.run.brief(),
                            config=ctx.config, log=ctx.log)
     ctx.run.write_filtered(g.kept, g.dropped, history, g.items[len(items):], g.queries[len(queries):], g.item_emb[len(items):], g.query_emb[len(queries):])
