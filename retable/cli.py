@@ -116,8 +116,10 @@ def eval_(
 ) -> None:
     """nDCG@10 and Recall@100 for frozen_flat, frozen_pq and adapted (and baselines) on a BEIR collection."""
     from retable.evals.evaluate import evaluate_run
-    from retable.files import write_json
+    from retable.files import check_writable, write_json
 
+    if json_out:
+        check_writable(json_out)  # before minutes of encoding, not after
     results = evaluate_run(run_dir, dataset, baselines=baselines, log=_log)
     typer.echo(f"{'system':<18} {'nDCG@10':>8} {'R@100':>8} {'params':>11} {'train s':>8} {'bytes':>11}")
     for name, m in results.items():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,21 +22,63 @@ from retable.records import Item
 R = TypeVar("R", bound=BaseModel)
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|npy)$")  # what `replacing` names its temporary files
+
+
+def write_error(path: Path, exc: OSError) -> UserError:
+    """A failed write as one line that names the file and the fix."""
+    if exc.errno in NO_SPACE:
+        return UserError(f"no space left to write {path} — free some space on that disk (finished stages are kept) and rerun")
+    return UserError(f"cannot write {path} ({exc.strerror or exc}) — choose a writable path")
+
+
 @contextmanager
 def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside `path` to write; when the block ends without error it is fsynced and renamed
-    onto `path` (readers never see half a file), otherwise removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
+    onto `path` (readers never see half a file), otherwise removed. A failed write (no space, a read-only
+    folder, a folder where the file should be) is a UserError naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, with one line, if `path` cannot be written later (a folder, a read-only or missing place)."""
+    if path.is_dir():
+        raise UserError(f"cannot write {path} (it is a folder) — name a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Temporary files a killed process left behind in a run folder (and its sub-folders); only called
+    while the run's lock is held, so none of them is being written. Returns how many were removed."""
+    removed = 0
+    for p in folder.rglob(".*"):
+        if p.is_file() and _TEMP.match(p.name):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -56,8 +102,22 @@ def write_records(path: Path, records: Iterable[BaseModel]) -> None:
 
 
 def read_records(path: Path, cls: type[R]) -> list[R]:
-    with path.open(encoding="utf-8") as fh:
-        return [cls.model_validate_json(line) for line in fh if line.strip()]
+    """The records of a JSONL file; a damaged line is a UserError naming the file and line."""
+    out = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        out.append(cls.model_validate_json(line))
+                    except ValueError as exc:
+                        why = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc).splitlines()[0]
+                        raise UserError(f"{path} line {n} is damaged ({why[:120]}) — rerun `retable adapt` to rebuild it") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text — rerun `retable adapt` to rebuild it") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}) — rerun `retable adapt` to rebuild it") from None
+    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -82,8 +142,7 @@ def read_description(source: str, stdin: bytes | str | None = None) -> str:
         raw, where = stdin or b"", "stdin"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise UserError(f"description file {source} not found — pass a text file describing the domain, or - for stdin")
+        check_input_file(path, "description file", "a text file describing the domain, or - for stdin")
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -103,9 +162,35 @@ def read_description(source: str, stdin: bytes | str | None = None) -> str:
     return text
 
 
+def check_input_file(path: Path, what: str, want: str) -> None:
+    """A regular file to read, or a UserError that says what the path is instead."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{what} {path} is a symlink loop — pass {want}") from None
+        if exc.errno == errno.ENOENT:
+            raise UserError(f"{what} {path} not found — pass {want}") from None
+        raise UserError(f"cannot read {what} {path} ({exc.strerror}) — pass {want}") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder — pass {want}")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{what} {path} is not a regular file (a pipe, socket or device) — pass {want}")
+
+
 def check_corpus_path(path: Path) -> None:
-    if not path.is_file():
-        raise UserError(f"corpus file {path} not found — pass a BEIR corpus.jsonl or JSONL with id and text")
+    check_input_file(path, "corpus file", "a BEIR corpus.jsonl or JSONL with id and text")
+
+
+def item_id(value, where: str) -> str:
+    """An id from a JSON row: a non-empty string or an integer (never a bool, float, list or object)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        kind = "missing" if value is None else f"a {type(value).__name__}" + (" (NaN)" if isinstance(value, float) and math.isnan(value) else "")
+        raise UserError(f"{where} has an id that is {kind} — ids must be strings or integers")
+    text = str(value).strip()
+    if not text:
+        raise UserError(f"{where} has an empty id — give every line a non-empty \"id\" (or BEIR \"_id\")")
+    return text
 
 
 def iter_corpus(path: Path) -> Iterator[Item]:
@@ -128,18 +213,21 @@ def iter_corpus(path: Path) -> Iterator[Item]:
                     raise UserError(f"corpus {path} line {n} is not valid JSON — each line must be one JSON object") from None
                 if not isinstance(row, dict):
                     raise UserError(f"corpus {path} line {n} is not a JSON object — each line needs id and text")
-                item_id = row.get("_id", row.get("id"))
-                if item_id is None or str(item_id).strip() == "":
+                raw_id = row.get("_id", row.get("id"))
+                if raw_id is None:
                     raise UserError(f"corpus {path} line {n} has no id — add an \"id\" (or BEIR \"_id\") field")
-                item_id = str(item_id)
-                text = row.get("text")
-                if not isinstance(text, str) or not text.strip():
-                    raise UserError(f"corpus {path} line {n} (id {item_id}) has no text — add a non-empty \"text\" field or remove the line")
-                if item_id in seen:
-                    raise UserError(f"corpus {path} line {n} repeats id {item_id} — ids must be unique")
-                seen.add(item_id)
-                title = row.get("title") or ""
-                yield Item(id=item_id, title=str(title).strip(), text=text.strip(), source="corpus")
+                iid = item_id(raw_id, f"corpus {path} line {n}")
+                text, title = row.get("text"), row.get("title") or ""
+                if (text is not None and not isinstance(text, str)) or not isinstance(title, str):
+                    raise UserError(f"corpus {path} line {n} (id {iid}) has a title or text that is not a string — write them as JSON strings")
+                text, title = (text or "").strip(), title.strip()
+                if not text and not title:
+                    raise UserError(f"corpus {path} line {n} (id {iid}) has neither title nor text — add a non-empty \"text\" field or remove the line")
+                if iid in seen:
+                    raise UserError(f"corpus {path} line {n} repeats id {iid} — ids must be unique")
+                seen.add(iid)
+                # a title-only document (BEIR allows them) is its title; the encoder reads title + text either way
+                yield Item(id=iid, title=title if text else "", text=text or title, source="corpus")
         except UnicodeDecodeError:
             raise UserError(f"corpus {path} is not UTF-8 text — convert it to UTF-8 JSONL") from None
     if not seen:
@@ -173,6 +261,7 @@ def encode_to_npy(encoder, texts: list[str], path: Path, chunk: int = 8192):
 
     with replacing(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
+        _reserve(tmp)  # a full disk fails here, as an OSError, not later as a Bus error
         with tqdm(total=len(texts), desc="encode", unit="text", disable=len(texts) <= chunk) as bar:
             for start in range(0, len(texts), chunk):
                 out[start:start + chunk] = encoder.encode(texts[start:start + chunk], progress=len(texts) <= chunk)
@@ -180,6 +269,16 @@ def encode_to_npy(encoder, texts: list[str], path: Path, chunk: int = 8192):
         out.flush()
         del out
     return np.load(path, mmap_mode="r")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of a (sparse) file up front: writing through a memory map into a file the
+    disk cannot hold kills the process with SIGBUS, so the space must be known to be there first."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 def read_npy(path: Path):

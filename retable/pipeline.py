@@ -4,11 +4,12 @@ shared parts (run folder, LLM client, encoder, executor) into a Context."""
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Callable
 
-from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
+from retable.adapters.stages import CODES_STAGE, MIN_ITEMS, TUNE_STAGE
 from retable.agent.stages import EXPORT, data_stages
 from retable.config import RunConfig
 from retable.errors import UserError
@@ -19,6 +20,7 @@ from retable.llm import LLM, LLMClient, UsageLog
 from retable.llm.cache import CallCache
 from retable.prompts import Prompts
 from retable.runfiles import ADAPTER, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
+from retable.runlock import locked_run
 from retable.runstate import RunState
 from retable.stage import Context, Stage, run_stages
 
@@ -44,14 +46,16 @@ def generate_stages(corpus: bool) -> list[Stage]:
 
 
 def prepare_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir} exists and is a file — name a folder for the run")
     try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"--out {run_dir} exists and is a file — name a folder for the run")
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise UserError(f"--out {str(run_dir)[:60]}… has a name longer than this file system allows (255 bytes a name) — choose a shorter --out") from None
         raise UserError(f"cannot write the run folder {run_dir} ({exc.strerror}) — choose a writable --out") from None
 
 
@@ -80,19 +84,23 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
               prompts: Prompts | None = None, log: Callable[[str], None] = print, generate_only: bool = False) -> Path:
     """Run every stage; return the path of report.html. With `generate_only`, stop after the data
     (brief, items, queries, the agent's rounds) and return the exported pairs file."""
+    if corpus is not None:  # bad input fails before any LLM call
+        n_items = check_corpus(corpus)
+        if n_items < MIN_ITEMS and not generate_only:
+            raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to train a quantizer; "
+                            "give a larger --corpus, or use `retable generate` for the pairs alone")
     prepare_run_dir(run_dir)
-    if corpus is not None:
-        check_corpus(corpus)  # bad input fails before any LLM call
-    ctx, cache = open_context(run_dir, config, lambda: llm, prompts=prompts, log=log, description=description, corpus=corpus)
-    ctx.run.write_config(config)
-    ctx.run.write_description(description)  # `retable audit` reads it back
-    ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
-    try:
-        run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
-    finally:
-        if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
-            ctx.run.write_endpoints(llm.stats())
-        cache.close()
+    with locked_run(run_dir):
+        ctx, cache = open_context(run_dir, config, lambda: llm, prompts=prompts, log=log, description=description, corpus=corpus)
+        ctx.run.write_config(config)
+        ctx.run.write_description(description)  # `retable audit` reads it back
+        ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
+        try:
+            run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
+        finally:
+            if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
+                ctx.run.write_endpoints(llm.stats())
+            cache.close()
     return ctx.run.path(GENERATED if generate_only else REPORT_HTML)
 
 
@@ -128,10 +136,11 @@ def run_audit(run_dir: Path, *, probe: Path | None = None, judge_pairs: int | No
     prompts = prompts or run.prompts_dir()
     if prompts is not None and not prompts.is_dir():
         raise UserError(f"the run's templates folder {prompts} is gone — pass --prompts DIR with the templates the run used")
-    ctx, cache = open_context(run_dir, config, lambda: make_llm(config, api_key), prompts=Prompts(prompts) if prompts else None, log=log,
-                              description=run.description(), probe=probe)
-    try:
-        run_stages(AUDIT_STAGES, ctx, force=frozenset({"audit", "report"}))
-    finally:
-        cache.close()
+    with locked_run(run_dir):
+        ctx, cache = open_context(run_dir, config, lambda: make_llm(config, api_key), prompts=Prompts(prompts) if prompts else None, log=log,
+                                  description=run.description(), probe=probe)
+        try:
+            run_stages(AUDIT_STAGES, ctx, force=frozenset({"audit", "report"}))
+        finally:
+            cache.close()
     return ctx.run.path(REPORT_HTML), json.loads(ctx.run.audit_json())["verdict"]

@@ -46,7 +46,7 @@ class Query(Record):
     copies_prompt: bool = False  # repeats the prompt's own words (its example or instructions)
 
 
-DropReason = Literal["malformed", "copied_from_prompt", "copied_from_item", "duplicate", "round_trip_rank", "off_domain_item"]
+DropReason = Literal["malformed", "copied_from_prompt", "copied_from_item", "duplicate", "unrelated_to_item", "round_trip_rank", "off_domain_item"]
 
 
 class Pair(Record):

@@ -26,6 +26,7 @@ DESCRIPTION = "description.txt"
 CONFIG = "config.json"
 PROMPTS_DIR = "prompts_dir.txt"  # the --prompts folder the run used, so `retable audit` renders the same judge
 MANIFEST = "manifest.json"
+LOCK = "run.lock"  # held while a command works in the folder (runlock.py)
 LLM_CACHE = "llm_cache.sqlite"
 ENDPOINTS = "endpoints.json"
 BRIEF = "brief.json"

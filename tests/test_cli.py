@@ -58,9 +58,9 @@ def test_corpus_line_without_text(tmp_path, description, monkeypatch):
     from retable.errors import UserError
 
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text(json.dumps({"_id": "1", "text": "fine"}) + "\n" + json.dumps({"_id": "2", "title": "no body"}) + "\n")
+    corpus.write_text(json.dumps({"_id": "1", "text": "fine"}) + "\n" + json.dumps({"_id": "2", "title": " "}) + "\n")  # title-only lines are items
     llm = FakeLLM(Responder())
-    with pytest.raises(UserError, match="line 2 \\(id 2\\) has no text"):
+    with pytest.raises(UserError, match="line 2 \\(id 2\\) has neither title nor text"):
         run_adapt(description.read_text(), tmp_path / "run", RunConfig(), llm, corpus=corpus, log=lambda m: None)
     assert llm.history == []  # checked before any LLM call is paid for
 

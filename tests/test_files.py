@@ -21,8 +21,8 @@ def test_beir_and_plain_corpora_load(tmp_path):
 
 
 @pytest.mark.parametrize("lines, message", [
-    (['{"id": "1"}'], "has no text"),
-    (['{"id": "1", "text": "  "}'], "has no text"),
+    (['{"id": "1"}'], "has neither title nor text"),
+    (['{"id": "1", "text": "  "}'], "has neither title nor text"),
     (['{"text": "x"}'], "has no id"),
     (['{"id": "1", "text": "x"}', '{"id": "1", "text": "y"}'], "repeats id 1"),
     (["{not json"], "not valid JSON"),

@@ -1,7 +1,6 @@
 from importlib import resources
 
 import pytest
-from jinja2.exceptions import SecurityError, UndefinedError
 
 from retable.prompts import TASKS, Prompts
 from retable.config import QUERY_FORMATS
@@ -30,7 +29,7 @@ def test_every_shipped_template_renders(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_a_missing_variable_fails_loudly(task):
-    with pytest.raises(UndefinedError):
+    with pytest.raises(UserError, match="UndefinedError"):
         Prompts().render(task)
 
 
@@ -49,7 +48,7 @@ def test_override_folder_replaces_a_template_by_name(tmp_path):
 
 def test_templates_render_in_the_sandbox(tmp_path):
     (tmp_path / "brief.jinja").write_text("{% block system %}{{ description.__class__.__mro__ }}{% endblock %}{% block user %}u{% endblock %}")
-    with pytest.raises(SecurityError):
+    with pytest.raises(UserError, match="SecurityError: access to attribute '__class__'"):
         Prompts(tmp_path).render("brief", description="x", n_subtopics=1)
 
 

@@ -15,17 +15,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from retable.adapters.quantizer import Quantizer
-from retable.adapters.table import CodeTable, load_table
+from retable.adapters.table import CodeTable
 from retable.config import default
 from retable.errors import UserError
-from retable.files import read_npy, write_json, write_npy
+from retable.files import write_json, write_npy
 from retable.records import Item
 from retable.runfiles import ADAPTER
 
@@ -66,18 +65,21 @@ class Adapter:
     """The adapter's parts, without an encoder: turns frozen embeddings into searchable vectors."""
 
     def __init__(self, folder: Path):
+        from retable.adapters import artifact_check as check
+
         folder = Path(folder)
         meta_path = folder / "adapter.json"
         if not meta_path.is_file():
             raise UserError(f"{folder} holds no adapter (adapter.json) — run `retable adapt` first or point at its adapter/ folder")
         self.folder = folder
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"adapter {folder} has format version {self.meta.get('format_version')}, this retable reads {FORMAT_VERSION} — rebuild it with `retable adapt`")
-        self.quantizer = Quantizer.load(folder / "quantizer.faiss")
-        self.table = load_table(folder / "table.safetensors")
-        self.item_ids: list[str] = json.loads((folder / "item_ids.json").read_text())
-        self.codes = read_npy(folder / "codes.npy").astype(np.int64)
+        missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"adapter {folder} lacks {missing[0]} — {check.REBUILD}")
+        self.meta = check.read_meta(meta_path, FORMAT_VERSION)
+        self.quantizer = check.read_quantizer(folder / "quantizer.faiss", self.meta)
+        self.table = check.read_table(folder / "table.safetensors", self.meta, self.quantizer)
+        self.item_ids: list[str] = check.read_item_ids(folder / "item_ids.json", self.meta)
+        self.codes = check.read_codes(folder / "codes.npy", self.meta, self.quantizer)
         self._row = {item_id: i for i, item_id in enumerate(self.item_ids)}
 
     def item_vectors(self, emb: np.ndarray, ids: list[str] | None = None, codes: np.ndarray | None = None) -> np.ndarray:
@@ -111,8 +113,10 @@ class AdapterIndex:
         self.ann_threshold = default("ann_threshold") if ann_threshold is None else ann_threshold
         self.ids = list(adapter.item_ids)
         folder = adapter.folder
+        from retable.adapters.artifact_check import read_item_emb
+
         emb_path = folder / ITEM_EMB_FILE
-        self._emb = read_npy(emb_path) if emb_path.is_file() else None
+        self._emb = read_item_emb(emb_path, adapter.meta) if emb_path.is_file() else None
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search

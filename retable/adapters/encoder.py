@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,13 @@ class Encoder:
 
         self.name = name
         self.path = resolve_encoder_path(name)
-        self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        try:
+            self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except pickle.UnpicklingError:
+            raise UserError(f"encoder {name} holds a pickled checkpoint that torch refuses to load (it could run code) — "
+                            "give a sentence-transformers folder with safetensors weights") from None
+        except (OSError, ValueError) as exc:
+            raise UserError(f"encoder {name} does not load ({str(exc).splitlines()[0][:160]}) — give a complete sentence-transformers folder") from None
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)

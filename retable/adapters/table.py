@@ -36,6 +36,11 @@ class CodeTable(nn.Module):
         """The table before tuning, for a quantizer with these centroids (M, K, d/M)."""
         raise NotImplementedError
 
+    @staticmethod
+    def weight_shape(m: int, k: int, dim: int) -> tuple[int, ...]:
+        """The weight's shape for a quantizer of M sub-spaces, K codes, dimension d (a full d per code)."""
+        return (m, k, dim)
+
     def __init__(self):
         super().__init__()
         self.collision = None  # (n_extra, d) parameter
@@ -105,6 +110,10 @@ class PQTable(CodeTable):
     kind = "pq"
     compressed = True
 
+    @staticmethod
+    def weight_shape(m, k, dim):
+        return (m, k, dim // m)
+
     @classmethod
     def untuned(cls, centroids, dim):
         return cls(centroids)
@@ -167,6 +176,10 @@ class ResidualTable(CodeTable):
 
 class QueryLinear(CodeTable):
     kind = "query_linear"
+
+    @staticmethod
+    def weight_shape(m, k, dim):
+        return (dim, dim)
 
     @classmethod
     def untuned(cls, centroids, dim):

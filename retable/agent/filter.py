@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from retable.agent.echo import words
 from retable.agent.items import normalize
 from retable.records import DroppedPair, Item, Pair, Query
 from retable.search_index import top_k_rows
@@ -15,7 +16,15 @@ Search = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 MIN_COPY_WORDS = 6  # a query this long found verbatim in its item counts as copied
 
 
-def _drop_reason(query: Query, item_text: str, seen: set[str]) -> str | None:
+STEM = 5  # words are compared by their first letters, so "proteins" meets "protein"
+
+
+def stems(text: str) -> set[str]:
+    """The content words of a text (three letters or more), cut to their stems."""
+    return {w[:STEM] for w in words(text) if len(w) >= 3 and not w.isdigit()}
+
+
+def _drop_reason(query: Query, item_text: str, seen: set[str], related: set[str] | None = None) -> str | None:
     text = normalize(query.text)
     if len(text) < 3 or len(text.split()) > 64:
         return "malformed"
@@ -26,6 +35,8 @@ def _drop_reason(query: Query, item_text: str, seen: set[str]) -> str | None:
     if text in seen:
         return "duplicate"
     seen.add(text)
+    if related is not None and stems(query.text) and not stems(query.text) & related:
+        return "unrelated_to_item"  # shares no word with its item nor the domain: an injected or runaway reply
     return None
 
 
@@ -50,19 +61,21 @@ def ranks_of_targets(item_emb: np.ndarray, query_emb: np.ndarray, targets: np.nd
 
 
 def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, query_emb: np.ndarray, top_k: int,
-                 search: Search | None = None) -> tuple[list[Pair], list[DroppedPair]]:
+                 search: Search | None = None, domain_text: str = "") -> tuple[list[Pair], list[DroppedPair]]:
     """item_emb rows follow `items`; query_emb rows follow `queries`. `search(item_emb, query_emb, k)`
-    returns the top-k rows per query (default: search_index; the Ray executor passes its own)."""
+    returns the top-k rows per query (default: search_index; the Ray executor passes its own). A query
+    that shares no word with its item nor with `domain_text` (the description and the brief) is dropped."""
     row = {it.id: i for i, it in enumerate(items)}
     ranks = ranks_of_targets(item_emb, query_emb, np.array([row[q.item_id] for q in queries], dtype=np.int64), top_k, search)
     texts = {it.id: normalize(it.encode_text()) for it in items}
     kept: list[Pair] = []
     dropped: list[DroppedPair] = []
     seen: set[str] = set()
+    domain = stems(domain_text)
     for qi, q in enumerate(queries):
         rank = int(ranks[qi])
         fields = dict(query_id=q.id, query=q.text, item_id=q.item_id, format=q.format, rank=rank)
-        reason = _drop_reason(q, texts[q.item_id], seen)
+        reason = _drop_reason(q, texts[q.item_id], seen, stems(texts[q.item_id]) | domain)
         if reason is None and rank > top_k:
             reason = "round_trip_rank"
         if reason:

@@ -19,13 +19,14 @@ from retable.errors import BudgetExhausted
 from retable.domain import domain_check
 from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, RoundLog
 
-ROUNDS_VERSION = 2  # part of the filter stage's fingerprint: raise it when the loop's choices change
+ROUNDS_VERSION = 3  # part of the filter stage's fingerprint: raise it when the loop's choices change
 
 WHY = {
     "round_trip_rank": "a search with it did not find its document in the top results",
     "copied_from_item": "it copies a sentence of the document",
     "copied_from_prompt": "it copies the instructions or the example",
     "duplicate": "it repeats another query",
+    "unrelated_to_item": "it shares no word with the document or the domain",
     "malformed": "it is empty or far too long",
     "off_domain_item": "its document strayed from the domain",
 }
@@ -44,11 +45,12 @@ class Generated:
     off_domain: set[str] = field(default_factory=set)
     search: Callable | None = None  # the executor's top-k search (None: search_index here)
 
-    def refilter(self, top_k: int, anchors: tuple[list[str], np.ndarray] | None = None, seed_share: float = 0.2, ratio: float = 0.3) -> None:
+    def refilter(self, top_k: int, anchors: tuple[list[str], np.ndarray] | None = None, seed_share: float = 0.2, ratio: float = 0.3,
+                 domain_text: str = "") -> None:
         """Round-trip filter every pair; with `anchors` (description and subtopics, and their vectors),
         the pairs of synthetic items that strayed from the domain are dropped as off_domain_item
         (`seed_share` and `ratio` are the audit's domain settings, so filter and audit agree)."""
-        self.kept, self.dropped = filter_pairs(self.queries, self.items, self.item_emb, self.query_emb, top_k, self.search)
+        self.kept, self.dropped = filter_pairs(self.queries, self.items, self.item_emb, self.query_emb, top_k, self.search, domain_text)
         synthetic = [i for i, it in enumerate(self.items) if it.source == "synthetic"]
         if anchors is None or len(synthetic) < 8:
             return
@@ -125,7 +127,9 @@ class _Loop:
 
     def refilter(self, g: Generated) -> tuple[dict[str, int], dict[str, float]]:
         c = self.config
-        g.refilter(c.filter_top_k, self.anchors, c.audit.domain_seed_share, c.audit.domain_ratio)
+        b = self.brief
+        g.refilter(c.filter_top_k, self.anchors, c.audit.domain_seed_share, c.audit.domain_ratio,
+                   domain_text=" ".join([self.description, *b.subtopics, *b.vocabulary, *b.item_kinds]))
         return coverage(g, self.brief, c.query_formats)
 
 

@@ -13,8 +13,7 @@ from retable.agent.rounds import ROUNDS_VERSION, Generated, agent_rounds
 from retable.errors import UserError
 from retable.files import encode_to_npy, iter_corpus, sha256_file
 from retable.records import Item, Pair, Query
-from retable.runfiles import (BRIEF, DROPPED, GENERATED, ITEM_EMB, ITEMS, KEPT, QUERIES, QUERY_EMB, ROUND_FILES, ROUND_ITEM_EMB, ROUND_ITEMS,
-                              ROUND_QUERIES, ROUND_QUERY_EMB)
+from retable.runfiles import BRIEF, DROPPED, GENERATED, ITEM_EMB, ITEMS, KEPT, QUERIES, QUERY_EMB, ROUND_FILES, ROUND_ITEMS, ROUND_QUERIES
 from retable.stage import LLM_FIELDS, Context, Stage
 
 

@@ -19,7 +19,7 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
     from retable.adapters.encoder import Encoder
 
     adapter = Adapter(RunFolder(run_dir).path(ADAPTER))
-    corpus, queries, qrels = load_beir(dataset)
+    corpus, queries, qrels = load_beir(dataset, log=log)
     encoder = Encoder(adapter.meta["encoder"])
     adapter.check_encoder(encoder)
     cache = RunFolder(run_dir).corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
