@@ -166,3 +166,16 @@ def test_fuzzed_adapter_files_load_or_are_one_user_error(built, tmp_path_factory
         assert "\n" not in str(exc) and str(folder) in str(exc)
         return
     assert np.isfinite(adapter.item_vectors(np.eye(len(adapter.codes), adapter.quantizer.dim, dtype=np.float32), adapter.item_ids)).all()
+
+
+def test_qrels_of_documents_missing_from_the_corpus_are_counted_aloud(tmp_path):
+    from retable.evals.beir import check_judged
+
+    corpus = [Item(id="d1", text="one"), Item(id="d2", text="two")]
+    logs = []
+    qrels = {"q1": {"d1": 1, "gone": 1}, "q2": {"d2": 2}}
+    assert check_judged(corpus, qrels, tmp_path, logs.append) == qrels  # kept as BEIR scores them
+    assert logs == [f"warning: 1 of 3 judged documents in {tmp_path}/qrels/test.tsv are not in corpus.jsonl; "
+                    "no system can find them, so every score is capped below 1"]
+    with pytest.raises(UserError, match="none of the 1 judged documents"):
+        check_judged(corpus, {"q1": {"gone": 1}}, tmp_path, logs.append)

@@ -90,3 +90,10 @@ def test_only_runfiles_names_run_files():
             continue
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)} - own.get(path.name, set())
         assert not (literals & names), f"{path.relative_to(PACKAGE)} names run files {literals & names}"
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [f"{path.relative_to(PACKAGE)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path, _, tree in _modules(PACKAGE) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60]
+    assert not long, long
