@@ -19,7 +19,7 @@ from retable.files import check_corpus
 from retable.llm import LLM, LLMClient, UsageLog
 from retable.llm.cache import CallCache
 from retable.prompts import Prompts
-from retable.runfiles import ADAPTER, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
+from retable.runfiles import ADAPTER, ADAPTER_META, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
 from retable.runlock import locked_run
 from retable.runstate import RunState
 from retable.stage import Context, Stage, run_stages
@@ -104,7 +104,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     return ctx.run.path(GENERATED if generate_only else REPORT_HTML)
 
 
-NEEDED = [CONFIG, ITEMS, QUERIES, KEPT, SPLITS, TUNE, f"{ADAPTER}/adapter.json"]
+NEEDED = [CONFIG, ITEMS, QUERIES, KEPT, SPLITS, TUNE, f"{ADAPTER}/{ADAPTER_META}"]
 
 
 def finished_run_config(run_dir: Path) -> RunConfig:

@@ -44,7 +44,11 @@ ROUNDS = "rounds.json"
 GENERATED = "generated_pairs.jsonl"
 QUANTIZER = "codes/quantizer.faiss"
 CODES = "codes/codes.npy"
-ADAPTER = "adapter"  # the artifact folder; its own layout is in adapters/artifact.py (ADAPTER_FILES)
+ADAPTER = "adapter"  # the artifact folder, which also ships alone; its files:
+ADAPTER_QUANTIZER, ADAPTER_TABLE, ADAPTER_CODES, ADAPTER_IDS, ADAPTER_META = (
+    "quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "adapter.json")
+ADAPTER_FILES = (ADAPTER_QUANTIZER, ADAPTER_TABLE, ADAPTER_CODES, ADAPTER_IDS, ADAPTER_META)
+ADAPTER_ITEM_EMB = "item_emb.npy"  # only for tables that start at the frozen encoder (not `compressed`)
 SPLITS = "splits.json"
 TUNE = "tune.json"
 JUDGE = "judge.json"

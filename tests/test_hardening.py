@@ -63,6 +63,7 @@ def test_a_second_process_on_a_locked_run_folder_stops_at_once(built, tmp_path):
 
 FULL_DISK = r"""
 import resource, signal, sys
+from pathlib import Path
 import numpy as np
 from retable.errors import UserError
 from retable.files import encode_to_npy, write_json

@@ -79,11 +79,8 @@ def test_config_imports_no_evals_code():
 
 
 def test_only_runfiles_names_run_files():
-    from retable.adapters.artifact import ADAPTER_FILES, ITEM_EMB_FILE
-
-    names = {v for k, v in vars(runfiles).items() if k.isupper() and isinstance(v, str) and "." in v}
-    own = {"artifact.py": {*ADAPTER_FILES, ITEM_EMB_FILE},  # the adapter folder's own layout (it ships without a run)
-           "encoder.py": {"config.json"},  # a sentence-transformers model folder's file
+    names = {v for k, v in vars(runfiles).items() if k.isupper() and isinstance(v, str) and "." in v} | set(runfiles.ADAPTER_FILES)
+    own = {"encoder.py": {"config.json"},  # a sentence-transformers model folder's file
            "beir.py": {"queries.jsonl"}}  # a BEIR collection's file
     for path, _, tree in _modules(PACKAGE):
         if path.name == "runfiles.py":

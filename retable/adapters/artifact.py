@@ -26,23 +26,22 @@ from retable.config import default
 from retable.errors import UserError
 from retable.files import write_json, write_npy
 from retable.records import Item
-from retable.runfiles import ADAPTER
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_META, ADAPTER_QUANTIZER,
+                              ADAPTER_TABLE)
 
 FORMAT_VERSION = 2
-ADAPTER_FILES = ("quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "adapter.json")
-ITEM_EMB_FILE = "item_emb.npy"  # only for tables that start at the frozen encoder (not `compressed`)
 
 
 def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, quantizer: Quantizer, table: CodeTable,
                   codes: np.ndarray, item_ids: list[str], item_emb: np.ndarray, extra: dict | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    quantizer.save(folder / "quantizer.faiss")
-    table.save(folder / "table.safetensors")
-    write_npy(folder / "codes.npy", codes.astype(np.uint8 if quantizer.k <= 256 else np.uint16))
-    write_json(folder / "item_ids.json", item_ids)
+    quantizer.save(folder / ADAPTER_QUANTIZER)
+    table.save(folder / ADAPTER_TABLE)
+    write_npy(folder / ADAPTER_CODES, codes.astype(np.uint8 if quantizer.k <= 256 else np.uint16))
+    write_json(folder / ADAPTER_IDS, item_ids)
     if not table.compressed:
-        write_npy(folder / ITEM_EMB_FILE, item_emb.astype(np.float32))
-    write_json(folder / "adapter.json", {
+        write_npy(folder / ADAPTER_ITEM_EMB, item_emb.astype(np.float32))
+    write_json(folder / ADAPTER_META, {
         "format_version": FORMAT_VERSION,
         "encoder": encoder_name,
         "encoder_checksum": encoder_checksum,
@@ -68,7 +67,7 @@ class Adapter:
         from retable.adapters import artifact_check as check
 
         folder = Path(folder)
-        meta_path = folder / "adapter.json"
+        meta_path = folder / ADAPTER_META
         if not meta_path.is_file():
             raise UserError(f"{folder} holds no adapter (adapter.json) — run `retable adapt` first or point at its adapter/ folder")
         self.folder = folder
@@ -76,10 +75,10 @@ class Adapter:
         if missing:
             raise UserError(f"adapter {folder} lacks {missing[0]} — {check.REBUILD}")
         self.meta = check.read_meta(meta_path, FORMAT_VERSION)
-        self.quantizer = check.read_quantizer(folder / "quantizer.faiss", self.meta)
-        self.table = check.read_table(folder / "table.safetensors", self.meta, self.quantizer)
-        self.item_ids: list[str] = check.read_item_ids(folder / "item_ids.json", self.meta)
-        self.codes = check.read_codes(folder / "codes.npy", self.meta, self.quantizer)
+        self.quantizer = check.read_quantizer(folder / ADAPTER_QUANTIZER, self.meta)
+        self.table = check.read_table(folder / ADAPTER_TABLE, self.meta, self.quantizer)
+        self.item_ids: list[str] = check.read_item_ids(folder / ADAPTER_IDS, self.meta)
+        self.codes = check.read_codes(folder / ADAPTER_CODES, self.meta, self.quantizer)
         self._row = {item_id: i for i, item_id in enumerate(self.item_ids)}
 
     def item_vectors(self, emb: np.ndarray, ids: list[str] | None = None, codes: np.ndarray | None = None) -> np.ndarray:
@@ -115,7 +114,7 @@ class AdapterIndex:
         folder = adapter.folder
         from retable.adapters.artifact_check import read_item_emb
 
-        emb_path = folder / ITEM_EMB_FILE
+        emb_path = folder / ADAPTER_ITEM_EMB
         self._emb = read_item_emb(emb_path, adapter.meta) if emb_path.is_file() else None
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
@@ -160,7 +159,7 @@ def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: in
     from retable.adapters.encoder import Encoder
 
     folder = Path(path)
-    if (folder / ADAPTER / "adapter.json").is_file():  # a run folder
+    if (folder / ADAPTER / ADAPTER_META).is_file():  # a run folder
         folder = folder / ADAPTER
     adapter = Adapter(folder)
     return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]), ann_threshold)

@@ -1,26 +1,21 @@
 """The `codes` and `tune` stages: a quantizer trained on the items' frozen embeddings, and the code
-table tuned on the kept pairs into the adapter artifact. The encoder's weights are checksummed before
+table tuned on the kept pairs into the adapter artifact. The declarations are light (the CLI reads them
+for its options); torch and faiss are imported when a stage runs. The encoder's weights are checksummed before
 and after tuning: they must not change."""
 
 from __future__ import annotations
 
-import numpy as np
-from tqdm import tqdm
-
-from retable.adapters.artifact import ADAPTER_FILES, ITEM_EMB_FILE, write_adapter
-from retable.adapters.collisions import collision_rate
-from retable.adapters.quantizer import Quantizer, choose_nbits
-from retable.adapters.split import split_by_item
-from retable.adapters.training import Space, train_kind
 from retable.errors import UserError
-from retable.runfiles import (ADAPTER, CODES, ITEM_EMB, ITEMS, KEPT, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES,
-                              ROUND_QUERY_EMB, SPLITS, TUNE, Splits, TuneRecord)
+from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, CODES, ITEM_EMB, ITEMS, KEPT, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB,
+                              ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TUNE, Splits, TuneRecord)
 from retable.stage import Context, Stage
 
 MIN_ITEMS = 16  # fewer items cannot train a quantizer
 
 
 def _codes(ctx: Context) -> None:
+    from retable.adapters.quantizer import Quantizer, choose_nbits
+
     items, item_emb, c = ctx.run.items(), ctx.run.item_emb(), ctx.config
     if len(items) < MIN_ITEMS:
         raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train a quantizer; give a larger --corpus or raise items_per_subtopic")
@@ -35,6 +30,15 @@ CODES_STAGE = Stage("codes", _codes, writes=(QUANTIZER, CODES), reads=ITEM_FILES
 
 
 def _tune(ctx: Context) -> None:
+    import numpy as np
+    from tqdm import tqdm
+
+    from retable.adapters.artifact import write_adapter
+    from retable.adapters.collisions import collision_rate
+    from retable.adapters.quantizer import Quantizer
+    from retable.adapters.split import split_by_item
+    from retable.adapters.training import Space, train_kind
+
     run, config = ctx.run, ctx.config
     items, queries, kept = run.items(), run.queries(), run.kept()
     if len(kept) < 4:
@@ -65,7 +69,7 @@ def _tune(ctx: Context) -> None:
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, writes=(*(f"{ADAPTER}/{f}" for f in ADAPTER_FILES), f"{ADAPTER}/{ITEM_EMB_FILE}", TUNE, SPLITS),
-    optional=(f"{ADAPTER}/{ITEM_EMB_FILE}",), reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, QUANTIZER, CODES),
+    "tune", _tune, writes=(*(f"{ADAPTER}/{f}" for f in ADAPTER_FILES), f"{ADAPTER}/{ADAPTER_ITEM_EMB}", TUNE, SPLITS),
+    optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",), reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, QUANTIZER, CODES),
     config=("encoder", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size",
             "hard_negatives", "val_fraction", "test_fraction"))

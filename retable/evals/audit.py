@@ -14,9 +14,9 @@ from retable.evals.codebook import Codebook
 from retable.evals.drift import Drift
 from retable.domain import DomainCheck
 from retable.evals.faithfulness import JudgeSummary
+from retable.evals.stages import SCHEMA_VERSION
 from retable.records import DroppedPair, Pair, RoundLog, StageUsage
 
-SCHEMA_VERSION = 1
 Level = Literal["red", "amber", "green"]
 
 

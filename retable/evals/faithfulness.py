@@ -28,7 +28,6 @@ from retable.errors import InvalidReply
 from retable.records import DroppedPair, Item, Pair
 
 MAX_DOC_CHARS = 1200
-JUDGE_VERSION = 2  # part of the judge stage's fingerprint: raise it when the sampling or the test changes
 
 
 class JudgeReply(BaseModel):

@@ -16,7 +16,8 @@ from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
 from retable.adapters.table import load_table
 from retable.config import RunConfig
 from retable.evals.audit import Audit
-from retable.evals.stages import JUDGE_STAGE, build_audit
+from retable.evals.audit_build import build_audit
+from retable.evals.stages import JUDGE_STAGE
 from retable.executor import LocalExecutor
 from retable.files import read_npy, write_npy, write_records
 from retable.llm import UsageLog

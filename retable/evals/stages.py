@@ -1,28 +1,20 @@
 """The `judge`, `audit` and `report` stages: run by `retable adapt` after tuning, and again by
 `retable audit RUN_DIR`. Everything is read back from the run folder, so an audit can be redone (or
-given a --probe) later."""
+given a --probe) later. The declarations are light; the work imports its libraries when it runs."""
 
 from __future__ import annotations
 
-from collections import Counter
-
-import numpy as np
-
-from retable.adapters.artifact import Adapter, artifact_bytes
-from retable.domain import domain_check
-from retable.evals.audit import SCHEMA_VERSION, Audit, EncoderProof, Faithfulness, Probe, Tuned, Unsupported, held_out_metrics, pair_counts
-from retable.evals.codebook import audit_codebook
-from retable.evals.drift import measure_drift
-from retable.evals.faithfulness import JUDGE_VERSION, JudgeSummary, judge_pairs, retriever_agreement, unsupported_facts
-from retable.evals.findings import judge_audit
-from retable.evals.report import render_html, render_markdown
-from retable.records import StageUsage
-from retable.runfiles import (ADAPTER, AUDIT, BRIEF, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, JUDGE, KEPT, QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD,
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIEF, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, JUDGE, KEPT, QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD,
                               ROUND_FILES, SPLITS, TUNE)
 from retable.stage import LLM_FIELDS, Context, Stage
 
+JUDGE_VERSION = 2  # part of the judge stage's key: raise it when the sampling or the test changes
+SCHEMA_VERSION = 1  # audit.json's schema, and the audit stage's version
+
 
 def _judge(ctx: Context) -> None:
+    from retable.evals.faithfulness import judge_pairs
+
     run, c = ctx.run, ctx.config
     summary = judge_pairs(ctx.client, ctx.prompts, run.kept(), run.dropped(), run.items(), c.judge_pairs, c.seed,
                           c.audit.judge_informative) if c.judge_pairs else None
@@ -33,116 +25,24 @@ JUDGE_STAGE = Stage("judge", _judge, writes=(JUDGE,), reads=(KEPT, DROPPED, ITEM
                     config=(*LLM_FIELDS, "seed", "judge_pairs", "audit.judge_informative"), prompts=("judge",))
 
 
-def domain_anchors(ctx: Context) -> list[str]:
-    """The description the run was made from, then the brief's subtopics."""
-    head = [ctx.run.description()] if ctx.run.has(DESCRIPTION) else []
-    return list(dict.fromkeys(head + ctx.run.brief().subtopics))
-
-
-def usd(cost: dict[str, StageUsage], price: dict[str, float] | None) -> dict[str, float] | None:
-    """Dollars per stage for the new (uncached) tokens, from a price per million tokens."""
-    if not price:
-        return None
-    return {stage: (u.prompt_tokens * price.get("prompt", 0.0) + u.completion_tokens * price.get("completion", 0.0)) / 1e6 for stage, u in cost.items()}
-
-
-def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
-    kept, items = data.kept, data.items
-    kept_q = data.query_emb[[data.q_row[p.query_id] for p in kept]].reshape(len(kept), -1)
-    kept_pos = np.array([data.i_row[p.item_id] for p in kept], dtype=np.int64)
-    flagged = [(p, unsupported_facts(p.query, items[data.i_row[p.item_id]].encode_text())) for p in kept]
-    flagged = [(p, f) for p, f in flagged if f]
-    anchors = domain_anchors(ctx)
-    judge_raw = ctx.run.judge_json()
-    a = ctx.config.audit
-    return Faithfulness(
-        judge=None if judge_raw is None else JudgeSummary.model_validate(judge_raw),
-        retriever_agreement=retriever_agreement(kept, kept_q, data.item_emb, kept_pos, ctx.config.filter_top_k),
-        unsupported=Unsupported(n_queries=len(kept), share=len(flagged) / len(kept) if kept else 0.0,
-                                examples=[{"query": p.query, "item_id": p.item_id, "facts": f} for p, f in flagged[:10]]),
-        domain=domain_check([it.id for it in items], data.item_emb, anchors, ctx.encoder.encode(anchors), a.domain_seed_share, a.domain_ratio),
-    )
-
-
-class _RunData:
-    """What the audit reads from the run folder, with the rows of each query and item."""
-
-    def __init__(self, ctx: Context):
-        run = ctx.run
-        self.items, self.queries, self.kept, self.dropped = run.items(), run.queries(), run.kept(), run.dropped()
-        self.item_emb, self.query_emb = run.item_emb(), run.query_emb()
-        self.splits, self.tune = run.splits(), run.tune()
-        self.adapter = Adapter(run.path(ADAPTER))
-        self.q_row = {q.id: i for i, q in enumerate(self.queries)}
-        self.i_row = {it.id: i for i, it in enumerate(self.items)}
-
-    def held_out(self):
-        """Test-split pairs, and pairs of formats never trained on (held out by design or by accident)."""
-        by_id = {p.query_id: p for p in self.kept}
-        train_by_format = dict(Counter(by_id[q].format for q in self.splits.train if q in by_id))
-        untrained = {p.format for p in self.kept} - set(train_by_format)
-        test_ids, train_ids = set(self.splits.test), set(self.splits.train)
-        held = [p for p in self.kept if p.query_id in test_ids or (p.format in untrained and p.query_id not in train_ids)]
-        return train_by_format, held
-
-
-def _probe(ctx: Context):
-    if ctx.probe is None:
-        return None
-    from retable.evals.evaluate import evaluate_run
-
-    res = evaluate_run(ctx.run.root, ctx.probe, log=ctx.log)
-    return Probe(dataset=str(ctx.probe), ndcg_at_10={k: v["ndcg@10"] for k, v in res.items()}, recall_at_100={k: v["recall@100"] for k, v in res.items()})
-
-
-def _tuned(data: _RunData, encoder) -> Tuned:
-    a, t = data.adapter, data.tune
-    return Tuned(table_kind=a.table.kind, quantizer=a.quantizer.kind, pq_m=a.quantizer.m, pq_k=a.quantizer.k, table_parameters=a.table.n_parameters(),
-                 encoder_parameters=encoder.n_parameters(), artifact_bytes=artifact_bytes(a.folder), best_epoch=t.best_epoch,
-                 initial_val_mrr=t.initial_val_mrr, best_val_mrr=t.best_val_mrr, seconds=t.seconds, train_pairs=t.train_pairs,
-                 val_pairs=t.val_pairs, history=t.history)
-
-
-def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, float]) -> Audit:
-    data, config, encoder = _RunData(ctx), ctx.config, ctx.encoder
-    adapter = data.adapter
-    train_by_format, held = data.held_out()
-    q = data.query_emb[[data.q_row[p.query_id] for p in held]].reshape(len(held), -1)
-    pos = np.array([data.i_row[p.item_id] for p in held], dtype=np.int64)
-    adapted_items = adapter.item_vectors(data.item_emb, adapter.item_ids, adapter.codes)
-    systems = {"frozen_flat": (q, data.item_emb), "frozen_pq": (q, adapter.quantizer.reconstruct(data.item_emb)),
-               "adapted": (adapter.query_vectors(q), adapted_items)}
-    before = "frozen_pq" if adapter.table.compressed else "frozen_flat"
-    mass = np.bincount([data.i_row[p.item_id] for p in data.kept], minlength=len(data.items)).astype(np.float64)
-    t, now = data.tune, encoder.checksum()
-    audit = Audit(
-        run=ctx.run.root.name, mode="corpus" if all(it.source == "corpus" for it in data.items) else "description-only",
-        verdict="green", findings=[], n_items=len(data.items), n_queries=len(data.queries), filter_top_k=config.filter_top_k,
-        **pair_counts(data.kept, data.dropped), train_by_format=train_by_format, holdout_formats=config.holdout_formats,
-        rounds=ctx.run.rounds(), faithfulness=_faithfulness(ctx, data), held_out=held_out_metrics(held, pos, systems, before),
-        drift=measure_drift(q, systems["adapted"][0], data.item_emb, systems[before][1], adapted_items, systems[before][0]),
-        probe=_probe(ctx), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, adapted_items, mass), tuned=_tuned(data, encoder),
-        encoder=EncoderProof(name=encoder.name, checksum_before=t.encoder_checksum_before, checksum_after=t.encoder_checksum_after,
-                             checksum_now=now, unchanged=t.encoder_checksum_before == t.encoder_checksum_after == now),
-        cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),
-    )
-    audit.verdict, audit.findings = judge_audit(audit, config.audit)
-    return audit
-
-
 def _audit(ctx: Context) -> None:
+    from retable.evals.audit_build import build_audit
+
     ctx.run.write_audit(build_audit(ctx, ctx.state.usage_by_stage(), ctx.state.seconds_by_stage()))
 
 
 AUDIT_STAGE = Stage(
     "audit", _audit, writes=(AUDIT,), version=SCHEMA_VERSION,
-    reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE, f"{ADAPTER}/table.safetensors",
-           f"{ADAPTER}/codes.npy"),
+    reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE, f"{ADAPTER}/{ADAPTER_TABLE}",
+           f"{ADAPTER}/{ADAPTER_CODES}"),
     config=("encoder", "filter_top_k", "holdout_formats", "price_per_million_tokens", "audit"),
     inputs=lambda ctx: [None if ctx.probe is None else str(ctx.probe)])
 
 
 def _report(ctx: Context) -> None:
+    from retable.evals.audit import Audit
+    from retable.evals.report import render_html, render_markdown
+
     audit = Audit.model_validate_json(ctx.run.audit_json())
     ctx.run.write_report(render_markdown(audit), render_html(audit))
 
