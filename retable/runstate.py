@@ -14,8 +14,8 @@ from typing import Callable
 
 from retable.files import sha256_file, write_json
 from retable.llm import UsageLog
-from retable.runfiles import MANIFEST
 from retable.records import StageUsage
+from retable.runfiles import MANIFEST
 
 
 FAULT_ENV = "RETABLE_FAULT"  # testing only: "STAGE:start" or "STAGE:written" kills the process there
