@@ -29,7 +29,7 @@ llm = Llama(model_path=sys.argv[1], n_ctx=1024, n_threads=int(sys.argv[2]), verb
 prompt = "Write a short paragraph about protein folding and the methods used to study it."
 llm.create_completion(prompt, max_tokens=8, temperature=0.0)  # warm-up
 t = time.perf_counter()
-out = llm.create_completion(prompt, max_tokens=int(sys.argv[3]), temperature=0.0, stop=[])
+out = llm.create_completion(prompt, max_tokens=int(sys.argv[3]), temperature=0.0, stop=[], logit_bias={llm.token_eos(): -1e9})  # decode them all
 dt = time.perf_counter() - t
 n = out["usage"]["completion_tokens"]
 t = time.perf_counter()

@@ -25,7 +25,7 @@ if [ "${1:-}" = "--key" ]; then echo "$KEY"; exit 0; fi
 PIP="${PIP:-pip}"
 house=".wheelhouse/llama-cpp-python-$KEY"
 if ! compgen -G "$house/llama_cpp_python-$VERSION-*.whl" >/dev/null; then
-  echo "llama-cpp-python $VERSION: compiling from source, portable ($KEY); 7-12 minutes on 2 cores"
+  echo "llama-cpp-python $VERSION: compiling from source ($KEY: $FLAGS); 5-12 minutes on 2 cores"
   rm -rf "$house.tmp"
   CMAKE_ARGS="$FLAGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     "$PIP" wheel --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$house.tmp" "llama-cpp-python==$VERSION"
