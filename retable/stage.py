@@ -1,5 +1,5 @@
-"""A stage declares its contract — the config fields it reads, the run files it reads and writes, the
-prompt templates it renders, whether it calls the LLM — and the runner derives its cache key from that
+"""A stage declares its contract — the config fields it reads (an LLM-calling stage names LLM_FIELDS), the run
+files it reads and writes, the prompt templates it renders — and the runner derives its cache key from that
 declaration alone: change a declared setting, a template, or the content of a file it reads, and the
 stage reruns (and so does every stage that reads what it writes). A stage whose key and output files
 are unchanged is skipped, so an interrupted run resumes.
