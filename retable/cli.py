@@ -160,7 +160,12 @@ def search(
     from retable.runfiles import CONFIG, ITEMS, RunFolder
 
     run = RunFolder(run_dir)
-    threshold = run.config_json().get("ann_threshold") if run.has(CONFIG) else None  # the run's own setting
+    if run.has(CONFIG):  # a run folder: its own setting (a damaged config.json is one line, not a traceback)
+        from retable.pipeline import finished_run_config
+
+        threshold = finished_run_config(run_dir).ann_threshold
+    else:
+        threshold = None
     index = load_adapter(run_dir, ann_threshold=threshold)
     texts = {it.id: it.encode_text() for it in run.items()} if run.has(ITEMS) else {}
     for rank, (item_id, score) in enumerate(index.search(query, k), 1):

@@ -33,17 +33,23 @@ def write_error(path: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {path} ({exc.strerror or exc}) — choose a writable path")
 
 
+def _temp_beside(path: Path, suffix: str) -> str:
+    """A new empty temporary file in `path`'s folder (made if missing), named as `remove_stale_temps` expects."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(fd)
+        return tmp
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
 @contextmanager
 def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file beside `path` to write; when the block ends without error it is fsynced and renamed
     onto `path` (readers never see half a file), otherwise removed. A failed write (no space, a read-only
     folder, a folder where the file should be) is a UserError naming the file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-        os.close(fd)
-    except OSError as exc:
-        raise write_error(path, exc) from None
+    tmp = _temp_beside(path, suffix)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
@@ -61,13 +67,7 @@ def check_writable(path: Path) -> None:
     """Fail now, with one line, if `path` cannot be written later (a folder, a read-only or missing place)."""
     if path.is_dir():
         raise UserError(f"cannot write {path} (it is a folder) — name a file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise write_error(path, exc) from None
+    os.unlink(_temp_beside(path, ".tmp"))
 
 
 def remove_stale_temps(folder: Path) -> int:
