@@ -112,9 +112,9 @@ def eval_(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
     dataset: Path = typer.Option(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
-    baselines: bool = typer.Option(False, help="Also train and score BM25, every table kind, the query-linear adapter and full fine-tuning on the run's pairs (minutes)."),
+    baselines: bool = typer.Option(False, help="Also train and score every table kind, the query-linear adapter and full fine-tuning on the run's kept pairs (minutes)."),
 ) -> None:
-    """nDCG@10 and Recall@100 for frozen_flat, frozen_pq and adapted (and baselines) on a BEIR collection."""
+    """nDCG@10 and Recall@100 for bm25, frozen_flat, frozen_pq, adapted and adapted_hybrid (and baselines) on a BEIR collection."""
     from retable.evals.evaluate import evaluate_run
     from retable.files import check_writable, write_json
 
@@ -153,8 +153,9 @@ def search(
     run_dir: Path = typer.Argument(..., help="A run folder (or its adapter/ folder)."),
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "-k", min=1, help="How many items to return."),
+    dense: bool = typer.Option(False, "--dense", help="The tuned table alone, without BM25 (scores are inner products, not fused 0..1 scores)."),
 ) -> None:
-    """Search the adapter's items with the tuned table."""
+    """Search the adapter's items: BM25 fused with the tuned table (the adapter's weight), or --dense for the table alone."""
     from retable.adapters.artifact import load_adapter
 
     from retable.runfiles import CONFIG, ITEMS, RunFolder
@@ -168,7 +169,7 @@ def search(
         threshold = None
     index = load_adapter(run_dir, ann_threshold=threshold)
     texts = {it.id: it.encode_text() for it in run.items()} if run.has(ITEMS) else {}
-    for rank, (item_id, score) in enumerate(index.search(query, k), 1):
+    for rank, (item_id, score) in enumerate(index.search(query, k, hybrid=index.hybrid and not dense), 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")
 

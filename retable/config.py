@@ -12,8 +12,9 @@ from retable.errors import UserError
 from retable.thresholds import AuditThresholds
 
 QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
-TABLE_KINDS = ("pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
+TABLE_KINDS = ("pq_residual", "pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
 QUANTIZER_KINDS = ("pq", "opq")
+PSEUDO_FORMATS = ("title", "lead", "keyphrase", "span")  # agent/pseudo.py writes one of each per item
 
 
 class Endpoint(BaseModel):
@@ -50,7 +51,7 @@ class RunConfig(BaseModel):
     query_formats: list[str] = Field(default_factory=lambda: ["keyword", "question"], min_length=2, json_schema_extra={"cli": "--formats"},
                                      description=f"query formats to write, of {', '.join(QUERY_FORMATS)}")
     holdout_formats: list[str] = Field(default_factory=list, description="query formats kept out of tuning, measured by the audit")
-    max_query_items: int = Field(200, ge=1, description="items (sampled) that get synthetic queries")
+    max_query_items: int = Field(100, ge=1, description="items (sampled) that get LLM queries (every item gets pseudo-queries)")
     rounds: int = Field(3, ge=1, le=10, description="agent rounds: after the first, thin subtopics and weak formats get another round")
     min_pairs_per_subtopic: int = Field(8, ge=0, description="kept pairs each subtopic of the brief should reach (description-only mode)")
     min_format_pass: float = Field(0.5, ge=0, le=1, description="filter pass rate each query format should reach")
@@ -60,18 +61,22 @@ class RunConfig(BaseModel):
     concurrency: int = Field(4, ge=1, le=64, description="LLM requests in flight at once (remote backends; the embedded model runs one)")
     price_per_million_tokens: dict[Literal["prompt", "completion"], float] | None = Field(
         None, description='e.g. {"prompt": 0.15, "completion": 0.6}: the report gives a cost per stage')
-    filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query")
+    filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query, under the frozen encoder or BM25")
+    pseudo_formats: list[Literal[PSEUDO_FORMATS]] = Field(default_factory=lambda: list(PSEUDO_FORMATS),
+                                                          description=f"LLM-free queries every item gets, of {', '.join(PSEUDO_FORMATS)} (none: an empty list)")
+    teacher_weight: float | None = Field(None, ge=0, le=1, description="BM25's share of the teacher's fused score; default: chosen on the run's LLM queries")
+    teacher_candidates: int = Field(30, ge=2, le=200, description="items per training query that the teacher scores and the table learns to order")
     pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
     pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")
     quantizer: Literal[QUANTIZER_KINDS] = Field("pq", description="pq, or opq: a learned rotation before PQ")
-    table_kind: Literal[TABLE_KINDS] = Field("pq", description="pq, vq, residual or query_linear (residual for description-only runs)")
+    table_kind: Literal[TABLE_KINDS] = Field("pq_residual", description="pq_residual (starts at the frozen encoder, <2% of its size), pq, vq, residual or query_linear")
     collision_residuals: int = Field(64, ge=0, description="colliding items with the most query mass that get their own residual vector")
-    epochs: int = Field(30, ge=1, description="most tuning epochs")
-    patience: int = Field(4, ge=1, description="epochs without a better validation score before tuning stops")
-    lr: float = Field(2e-3, gt=0, description="learning rate of the table")
-    tau: float = Field(0.05, gt=0, description="softmax temperature of the contrastive loss")
-    batch_size: int = Field(32, ge=2, description="pairs per tuning step")
-    hard_negatives: int = Field(8, ge=0, description="mined hard negatives per query and epoch")
+    epochs: int = Field(20, ge=1, description="most tuning epochs")
+    patience: int = Field(2, ge=1, description="epochs without a better validation score before tuning stops")
+    lr: float = Field(1e-3, gt=0, description="learning rate of the table")
+    tau: float = Field(0.05, gt=0, description="softmax temperature of the table's scores in tuning")
+    batch_size: int = Field(64, ge=2, description="queries per tuning step")
+    hard_negatives: int = Field(8, ge=0, description="mined hard negatives per query and epoch (the contrastive tables of eval --baselines)")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs validate tuning")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs the audit holds out")
     judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads, plus half as many dropped pairs and this many controls of each answer")

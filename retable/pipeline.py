@@ -23,6 +23,7 @@ from retable.runfiles import ADAPTER, ADAPTER_META, CONFIG, GENERATED, ITEMS, KE
 from retable.runlock import locked_run
 from retable.runstate import RunState
 from retable.stage import Context, Stage, run_stages
+from retable.teacher.stages import PSEUDO_STAGE, TEACHER_STAGE
 
 
 # settings that change no stage's output, so they key none (tests/test_stages.py holds every other one to a stage)
@@ -34,11 +35,12 @@ NOT_KEYED = {
     "llm_retries": "how often a failed remote request is retried",
     "concurrency": "requests in flight; replies are the same as one at a time",
     "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
+    "hard_negatives": "only the contrastive tables of `retable eval --baselines` mine them; `adapt` tunes on the teacher's candidates",
 }
 
 
 def adapt_stages(corpus: bool) -> list[Stage]:
-    return [*data_stages(corpus), CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES]
+    return [*data_stages(corpus), PSEUDO_STAGE, TEACHER_STAGE, CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES]
 
 
 def generate_stages(corpus: bool) -> list[Stage]:

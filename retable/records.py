@@ -50,13 +50,15 @@ DropReason = Literal["malformed", "copied_from_prompt", "copied_from_item", "dup
 
 
 class Pair(Record):
-    """A query with the item it was written for; `rank` is the item's rank under the frozen encoder."""
+    """A query with the item it was written for; `rank` is the item's rank under the frozen encoder,
+    `found_by` says which of the teacher's retrievers put it in the top k (kept pairs)."""
 
     query_id: str
     query: str
     item_id: str
     format: str
     rank: int | None = None
+    found_by: Literal["dense", "bm25", "both"] | None = None
 
 
 class DroppedPair(Pair):

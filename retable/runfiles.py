@@ -12,6 +12,7 @@ so rows of items and embeddings always line up.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Iterable
@@ -19,7 +20,7 @@ from typing import Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from retable.files import atomic_write_text, fingerprint, read_npy, read_records, sha256_file, write_json, write_npy, write_records
+from retable.files import atomic_write_bytes, atomic_write_text, fingerprint, read_npy, read_records, sha256_file, write_json, write_npy, write_records
 from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, RoundLog
 
 DESCRIPTION = "description.txt"
@@ -42,6 +43,10 @@ ROUND_ITEM_EMB = "round_item_emb.npy"
 ROUND_QUERY_EMB = "round_query_emb.npy"
 ROUNDS = "rounds.json"
 GENERATED = "generated_pairs.jsonl"
+PSEUDO = "pseudo_queries.jsonl"  # LLM-free queries for every item (agent/pseudo.py)
+PSEUDO_EMB = "pseudo_emb.npy"
+TEACHER = "teacher.json"  # the teacher's fusion weight and how it was chosen
+TEACHER_LABELS = "teacher_labels.npz"  # every training query's candidates and teacher scores
 QUANTIZER = "codes/quantizer.faiss"
 CODES = "codes/codes.npy"
 ADAPTER = "adapter"  # the artifact folder, which also ships alone; its files:
@@ -49,6 +54,10 @@ ADAPTER_QUANTIZER, ADAPTER_TABLE, ADAPTER_CODES, ADAPTER_IDS, ADAPTER_META = (
     "quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "adapter.json")
 ADAPTER_FILES = (ADAPTER_QUANTIZER, ADAPTER_TABLE, ADAPTER_CODES, ADAPTER_IDS, ADAPTER_META)
 ADAPTER_ITEM_EMB = "item_emb.npy"  # only for tables that start at the frozen encoder (not `compressed`)
+ADAPTER_LEXICAL = "bm25"  # the items' BM25 index (a folder, bm25s' own files) for hybrid search
+ADAPTER_LEXICAL_FILES = tuple(f"{ADAPTER_LEXICAL}/{f}" for f in (
+    "params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "corpus.jsonl",
+    "corpus.mmindex.json"))
 SPLITS = "splits.json"
 TUNE = "tune.json"
 JUDGE = "judge.json"
@@ -70,6 +79,32 @@ class Splits(BaseModel):
     test: list[str]
 
 
+class TeacherRecord(BaseModel):
+    """The teacher stage's choices: BM25's share of the fused score, chosen on the run's own LLM queries
+    (each with the item it was written from) unless too few or set, and what it labelled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float
+    chosen_on: str  # "llm_queries", "setting" or "default"
+    label_queries: int
+    mrr_by_weight: dict[str, float]
+    candidates: int
+    labelled_by_format: dict[str, int]
+
+
+class Labels(BaseModel):
+    """teacher_labels.npz as arrays: per labelled query its id, format, own item row, candidate rows and teacher scores."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    query_ids: np.ndarray
+    formats: np.ndarray
+    pos: np.ndarray
+    rows: np.ndarray
+    scores: np.ndarray
+
+
 class TuneRecord(BaseModel):
     """What the tune stage did: the table kind, its best epoch on validation, the history, the
     encoder's checksum before and after (it must not change), and the codes' collisions."""
@@ -89,6 +124,8 @@ class TuneRecord(BaseModel):
     collision_rate: float
     collision_rate_by_query_mass: float
     collision_residuals: int
+    train_queries_by_format: dict[str, int] = {}
+    hybrid_weight: float | None = None
 
 
 class RunFolder:
@@ -194,6 +231,30 @@ class RunFolder:
 
     def write_endpoints(self, stats: dict) -> None:
         write_json(self.path(ENDPOINTS), stats)
+
+    # the teacher
+    def pseudo_queries(self) -> list[Query]:
+        return read_records(self.path(PSEUDO), Query)
+
+    def write_pseudo(self, queries: list[Query], emb: np.ndarray) -> None:
+        write_records(self.path(PSEUDO), queries)
+        write_npy(self.path(PSEUDO_EMB), emb)
+
+    def pseudo_emb(self) -> np.ndarray:
+        return read_npy(self.path(PSEUDO_EMB))
+
+    def teacher(self) -> TeacherRecord:
+        return TeacherRecord.model_validate_json(self.path(TEACHER).read_text())
+
+    def write_teacher(self, record: TeacherRecord, labels: Labels) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **{k: getattr(labels, k) for k in Labels.model_fields})
+        atomic_write_bytes(self.path(TEACHER_LABELS), buf.getvalue())
+        write_json(self.path(TEACHER), record.model_dump())
+
+    def teacher_labels(self) -> Labels:
+        with np.load(self.path(TEACHER_LABELS), allow_pickle=False) as z:
+            return Labels(**{k: z[k] for k in Labels.model_fields})
 
     # codes and tuning
     def codes(self) -> np.ndarray:

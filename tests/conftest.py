@@ -26,7 +26,11 @@ def encoder():
 DESCRIPTION = "Biomedical research abstracts. Users type short scientific claims and want the supporting abstracts."
 
 
-AUDIT_CONFIG = dict(n_subtopics=6, items_per_subtopic=16, epochs=8, patience=3)  # 96 fake items, ~120 kept pairs
+# 96 fake items, ~120 kept pairs. The fake items are one template that differs in a number and three
+# words, so their pseudo-queries (title, lead, spans) mostly name the template: tuned on them the table
+# loses held-out MRR on the fake LLM queries, and the audit says so (amber). The audit's tests need a
+# clean run to plant faults into, so this one tunes on the LLM pairs alone.
+AUDIT_CONFIG = dict(n_subtopics=6, items_per_subtopic=16, epochs=8, patience=3, pseudo_formats=[])
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,11 @@ def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
     enc = audit["encoder"]
     assert enc["unchanged"] and enc["checksum_before"] == enc["checksum_after"] == enc["checksum_now"]
     tune = json.loads((run_dir / "tune.json").read_text())
-    assert audit["tuned"]["table_parameters"] == 48 * audit["tuned"]["pq_k"] * 8 + 384 * tune["collision_residuals"]
+    rank = 32  # the default pq_residual table: M·K·r corrections and an r×d projection
+    assert audit["tuned"]["table_parameters"] == 48 * audit["tuned"]["pq_k"] * rank + rank * 384 + 384 * tune["collision_residuals"]
+    assert tune["table_kind"] == "pq_residual" and set(tune["train_queries_by_format"]) <= {"keyword", "question", "title", "lead", "keyphrase", "span"}
+    kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
+    assert kept and all(p.found_by in ("dense", "bm25", "both") for p in kept)
     assert 0 <= audit["codebook"]["collision_rate"] <= 1
     assert audit["held_out"]["n_pairs"] > 0
     assert audit["cost_by_stage"]["queries"]["calls"] == 36
@@ -70,7 +74,7 @@ def test_rerun_skips_every_stage_and_makes_no_llm_call(finished_run):
     logs = []
     run_adapt(DESCRIPTION, run_dir, CONFIG, llm, log=logs.append)
     assert llm.history == []
-    assert all("skipped" in line for line in logs) and len(logs) == 11
+    assert all("skipped" in line for line in logs) and len(logs) == 13
 
 
 def test_changing_a_tuning_setting_reruns_only_tune_and_after(finished_run, tmp_path):
@@ -84,7 +88,7 @@ def test_changing_a_tuning_setting_reruns_only_tune_and_after(finished_run, tmp_
     assert ran == ["tune", "audit", "report"]
 
 
-def test_eval_reports_three_systems_on_a_beir_folder(finished_run, tmp_path):
+def test_eval_reports_every_system_on_a_beir_folder(finished_run, tmp_path):
     run_dir = finished_run[0]
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
@@ -94,10 +98,12 @@ def test_eval_reports_three_systems_on_a_beir_folder(finished_run, tmp_path):
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{n}", "text": p.query}) + "\n" for n, p in enumerate(pairs)))
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{p.item_id}\t1\n" for n, p in enumerate(pairs)))
     results = evaluate_run(run_dir, beir, log=lambda m: None)
-    assert set(results) == {"frozen_flat", "frozen_pq", "adapted"}
+    assert set(results) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "adapted_hybrid"}
     for m in results.values():
         assert {"ndcg@10", "recall@100", "trainable_parameters"} <= set(m) and 0.0 <= m["ndcg@10"] <= 1.0
     assert results["frozen_flat"]["recall@100"] == 1.0  # 36 items < 100: every judged item is retrieved
+    assert results["adapted_hybrid"]["recall@100"] == 1.0  # the union of both top-100 lists holds every item
+    assert results["adapted_hybrid"]["hybrid_weight"] == json.loads((run_dir / "teacher.json").read_text())["weight"]
     assert (run_dir / "eval_cache").is_dir()
 
 
@@ -126,8 +132,22 @@ def _beir_from_run(run_dir, folder, n_queries=20):
 def test_eval_baselines_train_every_method_on_the_same_pairs(finished_run, tmp_path):
     run_dir = finished_run[0]
     results = evaluate_run(run_dir, _beir_from_run(run_dir, tmp_path / "beir"), baselines=True, log=lambda m: None)
-    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "bm25", "adapted_pq", "adapted_vq", "adapted_residual", "query_linear", "full_finetune"}
+    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "adapted_hybrid", "bm25", "adapted_pq_residual", "adapted_pq", "adapted_vq",
+                            "adapted_residual", "query_linear", "full_finetune"}
     assert results["full_finetune"]["trainable_parameters"] == 22_713_216
     assert results["query_linear"]["trainable_parameters"] == 384 * 384
     for m in results.values():
         assert 0.0 <= m["ndcg@10"] <= 1.0
+
+
+def test_search_fuses_bm25_by_default_and_added_items_join_both_halves(finished_run):
+    from retable.adapters.artifact import load_adapter
+
+    run_dir = finished_run[0]
+    index = load_adapter(run_dir)
+    assert index.hybrid and index.hybrid_weight == json.loads((run_dir / "teacher.json").read_text())["weight"]
+    index.add([{"id": "new-1", "text": "A xylophonist's wrist tendons under repetitive strain"}])
+    hits = index.search("xylophonist tendons", k=5)
+    assert hits[0][0] == "new-1" and all(0.0 <= s <= 1.0 for _, s in hits)
+    dense = index.search("xylophonist tendons", k=5, hybrid=False)
+    assert len(dense) == 5 and dense != hits

@@ -6,11 +6,14 @@
       table.safetensors   the tuned table (and collision residuals)
       codes.npy           (n_items, M) codes, uint8 when K <= 256
       item_ids.json       ids of those items
-      item_emb.npy        frozen item embeddings, only for kinds that need them (residual, query_linear)
+      item_emb.npy        frozen item embeddings, only for kinds that need them (pq_residual, residual, query_linear)
+      bm25/               the items' BM25 index and texts (bm25s' files), for hybrid search; adapter.json
+                          holds the fusion weight (hybrid_weight)
 
     >>> index = load_adapter("runs/demo/adapter")          # doctest: +SKIP
     >>> index.add([{"id": "new-1", "text": "statins and breast cancer"}])  # codes from the frozen encoder
-    >>> index.search("do statins help breast cancer patients?", k=5)
+    >>> index.search("do statins help breast cancer patients?", k=5)  # hybrid: BM25 fused with the table
+    >>> index.search("statins breast cancer", k=5, hybrid=False)        # the table alone
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from retable.config import default
 from retable.errors import UserError
 from retable.files import write_json, write_npy
 from retable.records import Item
-from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_META, ADAPTER_QUANTIZER,
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_META, ADAPTER_QUANTIZER,
                               ADAPTER_TABLE)
 
 FORMAT_VERSION = 2
+HYBRID_DEPTH = 100  # each retriever's top this many are fused
 
 
 def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, quantizer: Quantizer, table: CodeTable,
@@ -56,8 +60,18 @@ def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, qua
     })
 
 
+LEARNED = (ADAPTER_META, ADAPTER_QUANTIZER, ADAPTER_TABLE)  # what adapts the encoder to the domain, whatever the corpus size
+
+
 def artifact_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    """Bytes of the adapter proper: its settings, quantizer and table."""
+    return sum((folder / name).stat().st_size for name in LEARNED if (folder / name).is_file())
+
+
+def index_bytes(folder: Path) -> int:
+    """Bytes of the items' index that grows with the corpus: codes, ids, frozen embeddings, BM25 (any
+    retriever over these items stores its like; flat search stores the embeddings alone)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name not in LEARNED)
 
 
 class Adapter:
@@ -119,6 +133,8 @@ class AdapterIndex:
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search
+        self.hybrid_weight = adapter.meta.get("hybrid_weight")
+        self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.hybrid_weight is not None else None
 
     def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
         a = self.adapter
@@ -139,18 +155,49 @@ class AdapterIndex:
         self._vectors = np.vstack([self._vectors, self._compute(codes, emb, ids)])
         self.ids.extend(ids)
         self._index = None
+        if self._lexical is not None:
+            self._lexical = self._lexical.extended([it.encode_text() for it in batch])
         return len(batch)
 
-    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        """The k best items; exact up to `ann_threshold` items, IVF-PQ (built once) re-scored above."""
+    @property
+    def hybrid(self) -> bool:
+        """Whether search fuses BM25 with the table (adapters built before hybrid search have no BM25 index)."""
+        return self._lexical is not None
+
+    def search(self, query: str, k: int = 10, hybrid: bool | None = None) -> list[tuple[str, float]]:
+        """The k best items. Dense: the table's inner products, exact up to `ann_threshold` items, IVF-PQ
+        (built once) re-scored above. Hybrid (the default where the adapter has BM25): BM25 and the dense
+        scores, each min-max normalized over its top HYBRID_DEPTH, fused with the adapter's weight (scores 0..1)."""
         from retable.search_index import build
         from retable.search_index import search as index_search
 
+        hybrid = self.hybrid if hybrid is None else hybrid
+        if hybrid and not self.hybrid:
+            raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder resumes)")
         if self._index is None:
             self._index = build(self._vectors, ann_threshold=self.ann_threshold)
         q = self.adapter.query_vectors(self.encoder.encode([query]))
-        scores, rows = index_search(self._index, self._vectors, q, min(k, len(self.ids)))
-        return [(self.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        depth = min(max(k, HYBRID_DEPTH) if hybrid else k, len(self.ids))
+        scores, rows = index_search(self._index, self._vectors, q, depth)
+        if hybrid:
+            from retable.teacher.fusion import Candidates
+
+            scores, rows = Candidates.build((scores, rows), self._lexical.top([query], depth), self._vectors, q).ranked(self.hybrid_weight, k)
+        return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
+
+
+def _read_lexical(folder: Path, n_items: int):
+    from retable.teacher.lexical import Lexical
+
+    if not (folder / "params.index.json").is_file():
+        return None
+    try:
+        lexical = Lexical.load(folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) — rebuild it with retable adapt (the run folder resumes)") from None
+    if lexical.n_items != n_items:
+        raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter {n_items} — rebuild it with retable adapt (the run folder resumes)")
+    return lexical
 
 
 def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None) -> AdapterIndex:

@@ -68,6 +68,9 @@ def read_table(path: Path, meta: dict, q: Quantizer) -> CodeTable:
     want = table.weight_shape(q.m, q.k, q.dim)
     if tuple(table.weight.shape) != want:
         raise _bad(path, f"has weights of shape {tuple(table.weight.shape)}, a {table.kind} table for this quantizer needs {want}")
+    proj = getattr(table, "proj", None)
+    if proj is not None and tuple(proj.shape) != (want[-1], q.dim):
+        raise _bad(path, f"has a projection of shape {tuple(proj.shape)}, this table needs {(want[-1], q.dim)}")
     if not all(bool(np.isfinite(t.detach().numpy()).all()) for t in table.parameters()):
         raise _bad(path, "holds NaN or infinite weights")
     if table.collision is not None:

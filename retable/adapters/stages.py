@@ -1,13 +1,15 @@
 """The `codes` and `tune` stages: a quantizer trained on the items' frozen embeddings, and the code
-table tuned on the kept pairs into the adapter artifact. The declarations are light (the CLI reads them
+table tuned on the teacher's labels (LLM queries and pseudo-queries) into the adapter artifact, with
+the items' BM25 index and the teacher's fusion weight for hybrid search. The declarations are light (the CLI reads them
 for its options); torch and faiss are imported when a stage runs. The encoder's weights are checksummed before
 and after tuning: they must not change."""
 
 from __future__ import annotations
 
 from retable.errors import UserError
-from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, CODES, ITEM_EMB, ITEMS, KEPT, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB,
-                              ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TUNE, Splits, TuneRecord)
+from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, CODES, ITEM_EMB, ITEMS, KEPT, PSEUDO,
+                              PSEUDO_EMB, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TEACHER,
+                              TEACHER_LABELS, TUNE, Splits, TuneRecord)
 from retable.stage import Context, Stage
 
 MIN_ITEMS = 16  # fewer items cannot train a quantizer
@@ -29,47 +31,53 @@ ITEM_FILES = (ITEMS, ITEM_EMB, ROUND_ITEMS, ROUND_ITEM_EMB)
 CODES_STAGE = Stage("codes", _codes, writes=(QUANTIZER, CODES), reads=ITEM_FILES, config=("pq_m", "pq_nbits", "quantizer", "seed"))
 
 
-def _tune(ctx: Context) -> None:
+def label_embeddings(run, query_ids):
+    """The embedding of each labelled query, LLM-written or pseudo, in the labels' order."""
     import numpy as np
+
+    row = {q.id: i for i, q in enumerate(run.queries())}
+    pseudo_row = {q.id: i for i, q in enumerate(run.pseudo_queries())}
+    query_emb, pseudo_emb = run.query_emb(), run.pseudo_emb()
+    return np.stack([query_emb[row[i]] if i in row else pseudo_emb[pseudo_row[i]] for i in query_ids]) if len(query_ids) else query_emb[:0]
+
+
+def _tune(ctx: Context) -> None:
     from tqdm import tqdm
 
     from retable.adapters.artifact import write_adapter
     from retable.adapters.collisions import collision_rate
     from retable.adapters.quantizer import Quantizer
     from retable.adapters.split import split_by_item
-    from retable.adapters.training import Space, train_kind
+    from retable.adapters.teaching import item_splits, tune_on_labels
+    from retable.teacher.lexical import Lexical
 
     run, config = ctx.run, ctx.config
-    items, queries, kept = run.items(), run.queries(), run.kept()
-    if len(kept) < 4:
-        raise UserError(f"only {len(kept)} pairs survived the filter — too few to tune; raise max_query_items or filter_top_k")
+    items, kept, labels, teacher = run.items(), run.kept(), run.teacher_labels(), run.teacher()
     splits = split_by_item(kept, config.val_fraction, config.test_fraction, config.seed)
     held = set(config.holdout_formats)  # measured by the audit, never tuned on
-    splits["train"] = [p for p in splits["train"] if p.format not in held]
-    splits["val"] = [p for p in splits["val"] if p.format not in held]
-    run.write_splits(Splits(**{name: [p.query_id for p in ps] for name, ps in splits.items()}))
-    q_row = {q.id: i for i, q in enumerate(queries)}
-    i_row = {it.id: i for i, it in enumerate(items)}
-    quantizer = Quantizer.load(run.path(QUANTIZER))
-    item_emb = run.item_emb()
-    space = Space.build(quantizer, item_emb, run.query_emb(), codes=run.codes())
-    train, val = space.pairs(splits["train"], q_row, i_row), space.pairs(splits["val"], q_row, i_row)
+    run.write_splits(Splits(**{name: [p.query_id for p in ps if name == "test" or p.format not in held] for name, ps in splits.items()}))
+    where = item_splits([it.id for it in items], splits, config.val_fraction, config.seed)
+    quantizer, item_emb, codes = Quantizer.load(run.path(QUANTIZER)), run.item_emb(), run.codes()
     before = ctx.encoder.checksum()
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
-        table, result, n_residuals = train_kind(config.table_kind, quantizer, space, train, val, config, collision_limit=config.collision_residuals,
-                                                progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_mrr=f"{h['val_mrr@10']:.3f}")))
-    write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, quantizer=quantizer,
-                  table=table, codes=space.codes, item_ids=[it.id for it in items], item_emb=item_emb)
-    mass = np.bincount(train.pos, minlength=len(items))
+        t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
+                           progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
+    write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, quantizer=quantizer, table=t.table, codes=codes,
+                  item_ids=[it.id for it in items], item_emb=item_emb, extra={"hybrid_weight": teacher.weight})
+    Lexical.build([it.encode_text() for it in items]).save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+    r = t.result
     run.write_tune(TuneRecord(
-        table_kind=table.kind, best_epoch=result.best_epoch, initial_val_mrr=result.initial_val_mrr, best_val_mrr=result.best_val_mrr,
-        seconds=round(result.seconds, 3), history=result.history, encoder_checksum_before=before, encoder_checksum_after=ctx.encoder.checksum(),
-        train_pairs=len(splits["train"]), val_pairs=len(splits["val"]), collision_rate=collision_rate(space.codes),
-        collision_rate_by_query_mass=collision_rate(space.codes, mass), collision_residuals=n_residuals))
+        table_kind=t.table.kind, best_epoch=r.best_epoch, initial_val_mrr=r.initial_val_mrr, best_val_mrr=r.best_val_mrr,
+        seconds=round(r.seconds, 3), history=r.history, encoder_checksum_before=before, encoder_checksum_after=ctx.encoder.checksum(),
+        train_pairs=t.train_queries, val_pairs=t.val_queries, collision_rate=collision_rate(codes),
+        collision_rate_by_query_mass=collision_rate(codes, t.train_mass), collision_residuals=t.collision_residuals,
+        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight))
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, writes=(*(f"{ADAPTER}/{f}" for f in ADAPTER_FILES), f"{ADAPTER}/{ADAPTER_ITEM_EMB}", TUNE, SPLITS),
-    optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",), reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, QUANTIZER, CODES),
+    "tune", _tune, version=2,
+    writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
+    optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
+    reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),
     config=("encoder", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size",
-            "hard_negatives", "val_fraction", "test_fraction"))
+            "val_fraction", "test_fraction"))

@@ -7,6 +7,9 @@ vector and a (rotated) query embedding to a query vector; scores are inner produ
   initialised to M × the centroid in its sub-space slot, i.e. the same reconstruction.
 - `residual`: item = normalize(e + mean of its code vectors), codes vectors start at zero, so before
   tuning it is the frozen encoder; queries get the same treatment through their own codes.
+- `pq_residual` (the default): item = normalize(e + its codes' low-rank corrections), zero at start,
+  so before tuning it is exactly the frozen encoder; queries get the same through their own codes.
+  Under 2% of the encoder's parameters.
 - `query_linear`: no codes at all, a d×d matrix on the query side (identity at start): the
   query-adapter baseline that LlamaIndex offers.
 
@@ -174,6 +177,46 @@ class ResidualTable(CodeTable):
         return F.normalize(q + _gather(self.weight, qcodes).mean(dim=1), dim=-1)
 
 
+class PQResidualTable(CodeTable):
+    """Each code of each sub-space selects an r-dim correction; an item's corrections are averaged and
+    mapped to d dims by a shared r×d projection, added to its frozen embedding, and normalized. Queries
+    get the same through their own codes. The corrections start at zero: untuned, it is the frozen encoder.
+    M·K·r + r·d parameters (48·256·32 + 32·384 = 405,504 for MiniLM, 1.8% of its weights).
+
+    Example: M=2, K=4, r=3, d=6: codes [[1, 3]] add ((weight[0, 1] + weight[1, 3]) / 2) @ proj to e."""
+
+    kind = "pq_residual"
+    uses_query_codes = True
+    RANK = 32
+
+    @staticmethod
+    def weight_shape(m, k, dim):
+        return (m, k, PQResidualTable.RANK)
+
+    @classmethod
+    def untuned(cls, centroids, dim):
+        m, k, _ = centroids.shape
+        proj = torch.randn(cls.RANK, dim, generator=torch.Generator().manual_seed(0)) / np.sqrt(dim)
+        return cls(np.zeros((m, k, cls.RANK), dtype=np.float32), proj.numpy())
+
+    def __init__(self, weight: np.ndarray, proj: np.ndarray):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(np.asarray(weight, dtype=np.float32)))
+        self.proj = nn.Parameter(torch.tensor(np.asarray(proj, dtype=np.float32)))
+
+    def _delta(self, codes: torch.Tensor) -> torch.Tensor:
+        return _gather(self.weight, codes).mean(dim=1) @ self.proj
+
+    def base_items(self, codes, emb):
+        return F.normalize(emb + self._delta(codes), dim=-1)
+
+    def queries(self, q, qcodes=None):
+        return F.normalize(q + self._delta(qcodes), dim=-1)
+
+    def tensors(self):
+        return {**super().tensors(), "proj": self.proj.detach().contiguous()}
+
+
 class QueryLinear(CodeTable):
     kind = "query_linear"
 
@@ -200,7 +243,7 @@ class QueryLinear(CodeTable):
         return q @ self.weight.T
 
 
-_BY_KIND = {c.kind: c for c in (PQTable, VQTable, ResidualTable, QueryLinear)}  # in the order of config.TABLE_KINDS
+_BY_KIND = {c.kind: c for c in (PQResidualTable, PQTable, VQTable, ResidualTable, QueryLinear)}  # in the order of config.TABLE_KINDS
 
 
 def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
@@ -217,7 +260,8 @@ def load_table(path: Path) -> CodeTable:
     with safe_open(str(path), framework="pt") as fh:
         kind = (fh.metadata() or {}).get("kind", "pq")
     tensors = load_file(str(path))
-    table = _BY_KIND[kind](tensors["weight"].numpy())
+    extra = (tensors["proj"].numpy(),) if kind == PQResidualTable.kind else ()
+    table = _BY_KIND[kind](tensors["weight"].numpy(), *extra)
     if "collision" in tensors:
         table.collision_slot = tensors["collision_slot"]
         table.collision = nn.Parameter(tensors["collision"])

@@ -1,5 +1,6 @@
-"""Train one table kind on a run's kept pairs: the same code for `retable adapt` and the eval
-baselines, so every method sees the same pairs, splits and settings."""
+"""Train one table kind contrastively on a run's kept pairs (mined hard negatives, no teacher): the
+comparison tables of `retable eval --baselines` and the older benchmarks, so every such method sees
+the same pairs, splits and settings. `retable adapt` tunes on the teacher's labels (teaching.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Stage 4: filter. Keep a pair when the frozen encoder ranks its item in the top k for its query
-(round-trip consistency); drop malformed, copied and duplicate queries. Every drop keeps its reason."""
+"""Stage 4: filter. Keep a pair when the teacher's retrievers find its item: the frozen encoder or
+BM25 ranks it in the top k for its query (round-trip consistency, where BM25 brings the pairs the
+encoder misses); drop malformed, copied and duplicate queries. Every drop keeps its reason, every kept
+pair records who found it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from retable.agent.echo import words
 from retable.agent.items import normalize
 from retable.records import DroppedPair, Item, Pair, Query
 from retable.search_index import top_k_rows
+from retable.teacher.lexical import bm25_finds
 
 Search = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 MIN_COPY_WORDS = 6  # a query this long found verbatim in its item counts as copied
@@ -66,7 +69,9 @@ def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, 
     returns the top-k rows per query (default: search_index; the Ray executor passes its own). A query
     that shares no word with its item nor with `domain_text` (the description and the brief) is dropped."""
     row = {it.id: i for i, it in enumerate(items)}
-    ranks = ranks_of_targets(item_emb, query_emb, np.array([row[q.item_id] for q in queries], dtype=np.int64), top_k, search)
+    targets = np.array([row[q.item_id] for q in queries], dtype=np.int64)
+    ranks = ranks_of_targets(item_emb, query_emb, targets, top_k, search)
+    lexical = bm25_finds([it.encode_text() for it in items], [q.text for q in queries], targets, top_k)
     texts = {it.id: normalize(it.encode_text()) for it in items}
     kept: list[Pair] = []
     dropped: list[DroppedPair] = []
@@ -76,10 +81,11 @@ def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, 
         rank = int(ranks[qi])
         fields = dict(query_id=q.id, query=q.text, item_id=q.item_id, format=q.format, rank=rank)
         reason = _drop_reason(q, texts[q.item_id], seen, stems(texts[q.item_id]) | domain)
-        if reason is None and rank > top_k:
+        dense = rank <= top_k
+        if reason is None and not dense and not lexical[qi]:
             reason = "round_trip_rank"
         if reason:
             dropped.append(DroppedPair(**fields, reason=reason))
         else:
-            kept.append(Pair(**fields))
+            kept.append(Pair(**fields, found_by="both" if dense and lexical[qi] else "dense" if dense else "bm25"))
     return kept, dropped

@@ -19,10 +19,10 @@ from retable.errors import BudgetExhausted
 from retable.domain import domain_check
 from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, RoundLog
 
-ROUNDS_VERSION = 3  # part of the filter stage's fingerprint: raise it when the loop's choices change
+ROUNDS_VERSION = 4  # part of the filter stage's fingerprint: raise it when the loop's choices change
 
 WHY = {
-    "round_trip_rank": "a search with it did not find its document in the top results",
+    "round_trip_rank": "neither the frozen encoder nor BM25 found its document in the top results",
     "copied_from_item": "it copies a sentence of the document",
     "copied_from_prompt": "it copies the instructions or the example",
     "duplicate": "it repeats another query",

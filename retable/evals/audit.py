@@ -77,6 +77,9 @@ class Tuned(BaseModel):
     train_pairs: int
     val_pairs: int
     history: list[dict]
+    train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM formats and pseudo-query kinds")
+    teacher_weight: float | None = Field(None, description="BM25's share of the teacher's fused score, also the hybrid search's")
+    teacher_chosen_on: str | None = Field(None, description="llm_queries, setting or default")
 
 
 class EncoderProof(BaseModel):

@@ -15,7 +15,7 @@ from retable.evals.drift import measure_drift
 from retable.evals.faithfulness import JudgeSummary, retriever_agreement, unsupported_facts
 from retable.evals.findings import judge_audit
 from retable.records import StageUsage
-from retable.runfiles import ADAPTER, DESCRIPTION
+from retable.runfiles import ADAPTER, DESCRIPTION, TEACHER
 from retable.stage import Context
 
 
@@ -43,7 +43,7 @@ def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
     a = ctx.config.audit
     return Faithfulness(
         judge=None if judge_raw is None else JudgeSummary.model_validate(judge_raw),
-        retriever_agreement=retriever_agreement(kept, kept_q, data.item_emb, kept_pos, ctx.config.filter_top_k),
+        retriever_agreement=retriever_agreement(kept, kept_q, data.item_emb, kept_pos, ctx.config.filter_top_k, [it.encode_text() for it in items]),
         unsupported=Unsupported(n_queries=len(kept), share=len(flagged) / len(kept) if kept else 0.0,
                                 examples=[{"query": p.query, "item_id": p.item_id, "facts": f} for p, f in flagged[:10]]),
         domain=domain_check([it.id for it in items], data.item_emb, anchors, ctx.encoder.encode(anchors), a.domain_seed_share, a.domain_ratio),
@@ -81,12 +81,13 @@ def _probe(ctx: Context):
     return Probe(dataset=str(ctx.probe), ndcg_at_10={k: v["ndcg@10"] for k, v in res.items()}, recall_at_100={k: v["recall@100"] for k, v in res.items()})
 
 
-def _tuned(data: _RunData, encoder) -> Tuned:
+def _tuned(data: _RunData, encoder, teacher) -> Tuned:
     a, t = data.adapter, data.tune
     return Tuned(table_kind=a.table.kind, quantizer=a.quantizer.kind, pq_m=a.quantizer.m, pq_k=a.quantizer.k, table_parameters=a.table.n_parameters(),
                  encoder_parameters=encoder.n_parameters(), artifact_bytes=artifact_bytes(a.folder), best_epoch=t.best_epoch,
                  initial_val_mrr=t.initial_val_mrr, best_val_mrr=t.best_val_mrr, seconds=t.seconds, train_pairs=t.train_pairs,
-                 val_pairs=t.val_pairs, history=t.history)
+                 val_pairs=t.val_pairs, history=t.history, train_queries_by_format=t.train_queries_by_format,
+                 teacher_weight=teacher.weight if teacher else None, teacher_chosen_on=teacher.chosen_on if teacher else None)
 
 
 def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, float]) -> Audit:
@@ -107,7 +108,7 @@ def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, fl
         **pair_counts(data.kept, data.dropped), train_by_format=train_by_format, holdout_formats=config.holdout_formats,
         rounds=ctx.run.rounds(), faithfulness=_faithfulness(ctx, data), held_out=held_out_metrics(held, pos, systems, before),
         drift=measure_drift(q, systems["adapted"][0], data.item_emb, systems[before][1], adapted_items, systems[before][0]),
-        probe=_probe(ctx), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, adapted_items, mass), tuned=_tuned(data, encoder),
+        probe=_probe(ctx), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, adapted_items, mass), tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
         encoder=EncoderProof(name=encoder.name, checksum_before=t.encoder_checksum_before, checksum_after=t.encoder_checksum_after,
                              checksum_now=now, unchanged=t.encoder_checksum_before == t.encoder_checksum_after == now),
         cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),

@@ -1,10 +1,9 @@
-"""The comparison systems of `retable eval --baselines`, all trained on the run's own kept pairs and
-splits: BM25, every other table kind, the query-side linear adapter and full fine-tuning."""
+"""The comparison systems of `retable eval --baselines`, all trained contrastively on the run's own
+kept pairs and splits: every table kind, the query-side linear adapter and full fine-tuning."""
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +17,6 @@ from retable.records import Item
 from retable.runfiles import RunFolder
 
 FINETUNE_MAX_EPOCHS = 3  # each epoch costs ~9 s per batch of 32 on 2 cores
-
-
-def bm25_system(corpus: list[Item], query_texts: list[str], qids: list[str], judged: dict) -> dict:
-    import bm25s
-
-    start = time.perf_counter()
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([it.encode_text() for it in corpus], stopwords="en", show_progress=False), show_progress=False)
-    seconds = time.perf_counter() - start
-    rows, scores = retriever.retrieve(bm25s.tokenize(query_texts, stopwords="en", show_progress=False), k=min(100, len(corpus)), show_progress=False)
-    run = to_run(qids, [it.id for it in corpus], scores, rows)
-    return {**evaluate(judged, run), "trainable_parameters": 0, "train_seconds": round(seconds, 2), "artifact_bytes": None}
 
 
 class RunPairs:
@@ -84,7 +71,7 @@ def baseline_systems(run_dir: Path, adapter: Adapter, encoder, corpus: list[Item
     config = RunConfig(**RunFolder(run_dir).config_json())
     rp = RunPairs(run_dir, config)
     corpus_ids = [it.id for it in corpus]
-    out = {"bm25": bm25_system(corpus, query_texts, qids, judged)}
+    out = {}
     for kind in KINDS:
         log(f"baseline: {kind} table")
         name = kind if kind == "query_linear" else f"adapted_{kind}"

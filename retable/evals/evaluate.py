@@ -1,7 +1,8 @@
-"""`retable eval`: nDCG@10 and Recall@100 on a BEIR collection for frozen_flat (the encoder, exact
-search), frozen_pq (faiss' reconstruction of the codes, the untuned table) and adapted (the run's
-tuned table); with `baselines`, also BM25, every table kind, the query-linear adapter and full
-fine-tuning on the same pairs. The collection's items get codes from the run's quantizer: nothing
+"""`retable eval`: nDCG@10 and Recall@100 on a BEIR collection for bm25, frozen_flat (the encoder,
+exact search: what a user runs without retable), frozen_pq (faiss' reconstruction of the codes),
+adapted (the run's tuned table) and adapted_hybrid (BM25 fused with the table, the adapter's weight);
+with `baselines`, also every other table kind, the query-linear adapter and full fine-tuning,
+contrastively tuned on the run's kept pairs. The collection's items get codes from the run's quantizer: nothing
 is retrained for them."""
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from retable.evals.metrics import evaluate, search, to_run
 from retable.files import read_npy, write_npy
 from retable.runfiles import ADAPTER, RunFolder
 
+DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this many are fused)
 
-def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print) -> dict[str, dict]:
+
+def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None) -> dict[str, dict]:
+    """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score)."""
     from retable.adapters.encoder import Encoder
+    from retable.teacher.fusion import Candidates
+    from retable.teacher.lexical import Lexical
 
     adapter = Adapter(RunFolder(run_dir).path(ADAPTER))
     corpus, queries, qrels = load_beir(dataset, log=log)
@@ -34,15 +40,27 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
     q_emb = encoder.encode(query_texts)
     ids = [it.id for it in corpus]
     judged = {q: qrels[q] for q in qids}
-    systems = {
-        "frozen_flat": (q_emb, item_emb, 0, None),
-        "frozen_pq": (q_emb, adapter.quantizer.reconstruct(item_emb), 0, None),
-        "adapted": (adapter.query_vectors(q_emb), adapter.item_vectors(item_emb, ids), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
+    vecs, qvecs = adapter.item_vectors(item_emb, ids), adapter.query_vectors(q_emb)
+    lexical = Lexical.build([it.encode_text() for it in corpus])
+    lexical_top = lexical.top(query_texts, DEPTH)
+    tops = {
+        "bm25": (lexical_top, 0, None),
+        "frozen_flat": (search(item_emb, q_emb, DEPTH), 0, None),
+        "frozen_pq": (search(adapter.quantizer.reconstruct(item_emb), q_emb, DEPTH), 0, None),
+        "adapted": (search(vecs, qvecs, DEPTH), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
     }
-    results = {
-        name: {**evaluate(judged, to_run(qids, ids, *search(vecs, q, 100))), "trainable_parameters": params, "artifact_bytes": size}
-        for name, (q, vecs, params, size) in systems.items()
-    }
+    weight = adapter.meta.get("hybrid_weight")
+    if weight is not None:
+        fused = Candidates.build(tops["adapted"][0], lexical_top, vecs, qvecs).ranked(weight, DEPTH)
+        tops["adapted_hybrid"] = (fused, adapter.table.n_parameters(), artifact_bytes(adapter.folder))
+    results = {}
+    for name, (top, params, size) in tops.items():
+        run = to_run(qids, ids, *top)
+        if runs is not None:
+            runs[name] = run
+        results[name] = {**evaluate(judged, run), "trainable_parameters": params, "artifact_bytes": size}
+    if weight is not None:
+        results["adapted_hybrid"]["hybrid_weight"] = weight
     if baselines:
         from retable.evals.baselines import baseline_systems
 

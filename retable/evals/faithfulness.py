@@ -5,7 +5,7 @@
   item (no). A judge that cannot tell the controls apart is reported as uninformative instead of
   being trusted (it must say yes more often on the matching controls, one-sided Fisher exact
   p < 0.05, and by at least `judge_informative`);
-- retriever agreement: the share of kept pairs whose item is (still) in the frozen top k;
+- retriever agreement: the share of kept pairs whose item is (still) in the frozen or BM25 top k;
 - facts in a query that its item does not contain (numbers, capitalised names);
 - items that left the domain: far from the items most similar to the description."""
 
@@ -21,11 +21,12 @@ from scipy.stats import fisher_exact
 from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
-from retable.adapters.tune import recall_at_k
+from retable.adapters.tune import positive_ranks
 from retable.llm import LLMClient
 from retable.prompts import Prompts
 from retable.errors import InvalidReply
 from retable.records import DroppedPair, Item, Pair
+from retable.teacher.lexical import bm25_finds
 
 MAX_DOC_CHARS = 1200
 
@@ -103,10 +104,14 @@ def judge_pairs(client: LLMClient, prompts: Prompts, kept: list[Pair], dropped: 
                         informative=informative, kappa_with_filter=kappa, invalid=sum(j.answerable is None for j in judged))
 
 
-def retriever_agreement(kept: list[Pair], q_emb: np.ndarray, item_emb: np.ndarray, pos: np.ndarray, top_k: int) -> float:
-    """Share of kept pairs whose item the frozen encoder ranks in the top k for its query. The filter
-    made this 1 when it ran; less means the pairs were changed after it."""
-    return recall_at_k(q_emb @ item_emb.T, pos, top_k) if len(kept) else 1.0
+def retriever_agreement(kept: list[Pair], q_emb: np.ndarray, item_emb: np.ndarray, pos: np.ndarray, top_k: int,
+                        item_texts: list[str]) -> float:
+    """Share of kept pairs whose item the frozen encoder or BM25 (the teacher's two retrievers) ranks in
+    the top k for its query. The filter made this 1 when it ran; less means the pairs were changed after it."""
+    if not len(kept):
+        return 1.0
+    dense = positive_ranks(q_emb @ item_emb.T, pos) < top_k
+    return float((dense | bm25_finds(item_texts, [p.query for p in kept], pos, top_k)).mean())
 
 
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")

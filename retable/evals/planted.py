@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
-from retable.adapters.table import load_table
+from retable.adapters.table import PQResidualTable, load_table
 from retable.config import RunConfig
 from retable.evals.audit import Audit
 from retable.evals.audit_build import build_audit
@@ -23,15 +23,17 @@ from retable.files import read_npy, write_npy, write_records
 from retable.llm import UsageLog
 from retable.prompts import Prompts
 from retable.records import Item
-from retable.runfiles import ADAPTER, BRIEF, CODES, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, KEPT, QUANTIZER, QUERIES, QUERY_EMB, ROUND_FILES, RunFolder
+from retable.runfiles import (ADAPTER, BRIEF, CODES, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, KEPT, PSEUDO, PSEUDO_EMB, QUANTIZER, QUERIES, QUERY_EMB,
+                              ROUND_FILES, RunFolder)
 from retable.runstate import RunState
 from retable.stage import Context
+from retable.teacher.stages import PSEUDO_STAGE, TEACHER_STAGE
 
 FAULTS = ("clean", "shuffled_pairs", "off_domain_items", "format_removed", "collapsed_table", "forced_collisions")
 # the check each fault should trip (others may fire too)
 EXPECTED = {"shuffled_pairs": "retriever_agreement", "off_domain_items": "off_domain", "format_removed": "format_coverage",
             "collapsed_table": "collapse", "forced_collisions": "collisions"}
-COPY = [BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, KEPT, DROPPED, QUANTIZER, CODES, *ROUND_FILES]
+COPY = [BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, KEPT, DROPPED, QUANTIZER, CODES, PSEUDO, PSEUDO_EMB, *ROUND_FILES]
 
 
 def _copy_run(src: Path, dst: Path) -> None:
@@ -71,21 +73,28 @@ def _replace_items(ctx: Context, foreign: list[Item], foreign_emb: np.ndarray, s
     run.write_items(items)
     run.write_item_emb(emb)
     CODES_STAGE.run(ctx)
+    PSEUDO_STAGE.run(ctx)
 
 
 def _collapse_table(run: RunFolder, rng: np.random.Generator) -> None:
-    """Pull every code vector to its sub-space's mean and add noise as large as what is left: the
-    item vectors crowd together and their order is mostly noise."""
+    """Pull every code vector to its sub-space's mean and add noise as large as what is left (pq, vq),
+    or make every code's correction one large shared vector (pq_residual): the item vectors crowd
+    together and their order is mostly noise."""
     path = run.path(f"{ADAPTER}/table.safetensors")
     table = load_table(path)
-    if not table.compressed:
-        raise ValueError(f"collapse is planted into pq or vq tables, not {table.kind}")
     with torch.no_grad():
         w = table.weight
-        mean = w.mean(dim=-2, keepdim=True)
-        kept = 0.05 * (w - mean)
-        noise = torch.as_tensor(rng.standard_normal(w.shape), dtype=w.dtype) * kept.std()
-        w.copy_(mean + kept + noise)
+        if isinstance(table, PQResidualTable):  # every code adds one large shared correction: all items point its way
+            shared = torch.as_tensor(rng.standard_normal(w.shape[-1]), dtype=w.dtype)
+            shared *= 10.0 / float((shared @ table.proj).norm())
+            w.copy_(shared + 0.05 * shared.std() * torch.as_tensor(rng.standard_normal(w.shape), dtype=w.dtype))
+        elif table.compressed:
+            mean = w.mean(dim=-2, keepdim=True)
+            kept = 0.05 * (w - mean)
+            noise = torch.as_tensor(rng.standard_normal(w.shape), dtype=w.dtype) * kept.std()
+            w.copy_(mean + kept + noise)
+        else:
+            raise ValueError(f"collapse is planted into pq, vq or pq_residual tables, not {table.kind}")
     table.save(path)
 
 
@@ -120,6 +129,7 @@ def plant(src: Path, dst: Path, fault: str, config: RunConfig, encoder, *, seed:
         _replace_items(ctx, *foreign, share=0.25, rng=rng)
     if fault == "format_removed":  # tuned without one format, and nothing in the config says so
         ctx.config = cfg.model_copy(update={"holdout_formats": [sorted({p.format for p in ctx.run.kept()})[-1]]})
+    TEACHER_STAGE.run(ctx)  # the teacher labels the planted data
     TUNE_STAGE.run(ctx)
     ctx.config = cfg
     if fault == "collapsed_table":

@@ -1,0 +1,124 @@
+"""Tuning a table on a teacher's scores: for each training query, the student's softmax over the
+teacher's candidates is pulled toward the teacher's (listwise KL), beside a cross-entropy term on the
+query's own item, with the table's weights decayed toward zero (the frozen encoder). The epoch is
+chosen by the same loss on validation queries (other items' queries, labelled by the teacher, never
+by the student's own ranking); epoch 0, the untuned table, is always a candidate."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from retable.adapters.table import CodeTable
+
+
+@dataclass
+class Labelled:
+    """Queries (rotated into the quantizer's space) with the teacher's candidates and scores."""
+
+    q: np.ndarray  # (n, d)
+    qcodes: np.ndarray  # (n, M)
+    rows: np.ndarray  # (n, C) candidate item rows, −1 pads
+    teacher: np.ndarray  # (n, C) teacher scores, −inf at pads
+    pos: np.ndarray  # (n,) the row of the item each query was written from
+
+    def take(self, idx: np.ndarray) -> "Labelled":
+        return Labelled(self.q[idx], self.qcodes[idx], self.rows[idx], self.teacher[idx], self.pos[idx])
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+
+@dataclass
+class DistillSettings:
+    epochs: int = 20
+    patience: int = 2
+    lr: float = 1e-3
+    batch_size: int = 64
+    tau: float = 0.05  # student softmax temperature
+    teacher_tau: float = 0.1  # teacher softmax temperature (its fused scores are 0..1)
+    contrastive: float = 0.5  # weight of the own-item term
+    weight_decay: float = 1e-4  # pull of the table toward zero (the frozen encoder)
+    seed: int = 13
+
+
+@dataclass
+class DistillResult:
+    best_epoch: int
+    initial_val_loss: float
+    best_val_loss: float
+    initial_val_mrr: float  # own item's MRR@10 among all items, validation queries
+    best_val_mrr: float
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def own_item_mrr(table: CodeTable, codes: np.ndarray, emb: np.ndarray, val: Labelled, k: int = 10) -> float:
+    """MRR@k of each validation query's own item among all items, under the table."""
+    if not len(val):
+        return 0.0
+    scores = table.query_vectors(val.q, val.qcodes) @ table.item_vectors(codes, emb).T
+    own = scores[np.arange(len(val)), val.pos]
+    rank = (scores > own[:, None]).sum(axis=1)
+    return float(np.where(rank < k, 1.0 / (rank + 1), 0.0).mean())
+
+
+def _batch_loss(table: CodeTable, b: Labelled, codes_t, emb_t, s: DistillSettings) -> torch.Tensor:
+    rows = torch.as_tensor(np.where(b.rows >= 0, b.rows, 0), dtype=torch.long)
+    valid = torch.as_tensor(b.rows >= 0)
+    n, c = rows.shape
+    flat = rows.reshape(-1)
+    items = table.items(codes_t[flat], emb_t[flat], flat).reshape(n, c, -1)
+    q = table.queries(torch.as_tensor(b.q), torch.as_tensor(b.qcodes, dtype=torch.long))
+    logits = torch.einsum("ncd,nd->nc", items, q) / s.tau
+    logits = logits.masked_fill(~valid, float("-inf"))
+    target = torch.softmax(torch.as_tensor(b.teacher) / s.teacher_tau, dim=1)
+    log_p = torch.log_softmax(logits, dim=1)
+    kl = -(target * log_p.masked_fill(~valid, 0.0)).sum(dim=1).mean()
+    own = torch.as_tensor(b.rows == b.pos[:, None])
+    has = own.any(dim=1)
+    ce = -(log_p.masked_fill(~own, 0.0).sum(dim=1)[has]).mean() if bool(has.any()) else logits.new_zeros(())
+    return kl + s.contrastive * ce
+
+
+def _val_loss(table: CodeTable, val: Labelled, codes_t, emb_t, s: DistillSettings) -> float:
+    with torch.no_grad():
+        return float(_batch_loss(table, val, codes_t, emb_t, s)) if len(val) else 0.0
+
+
+def distill(table: CodeTable, codes: np.ndarray, emb: np.ndarray, train: Labelled, val: Labelled, settings: DistillSettings,
+            progress=None) -> DistillResult:
+    """Tune `table` in place; keep the epoch with the lowest loss on the validation queries' teacher
+    labels (epoch 0, the untuned table, included); stop after `patience` epochs without a better one."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    codes_t, emb_t = torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(emb)
+    opt = torch.optim.AdamW(table.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    start = time.perf_counter()
+    best = initial = _val_loss(table, val, codes_t, emb_t, settings)
+    initial_mrr = best_mrr = own_item_mrr(table, codes, emb, val)
+    best_state, best_epoch, stale = copy.deepcopy(table.state_dict()), 0, 0
+    history = [{"epoch": 0, "loss": None, "val_loss": initial, "val_mrr@10": initial_mrr}]
+    for epoch in range(1, settings.epochs + 1):
+        total = 0.0
+        for idx in torch.randperm(len(train), generator=gen).split(settings.batch_size):
+            loss = _batch_loss(table, train.take(idx.numpy()), codes_t, emb_t, settings)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        score, mrr = _val_loss(table, val, codes_t, emb_t, settings), own_item_mrr(table, codes, emb, val)
+        history.append({"epoch": epoch, "loss": total / max(len(train), 1), "val_loss": score, "val_mrr@10": mrr})
+        if progress is not None:
+            progress(epoch, history[-1])
+        if score < best - 1e-6:
+            best, best_mrr, best_epoch, stale, best_state = score, mrr, epoch, 0, copy.deepcopy(table.state_dict())
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    table.load_state_dict(best_state)
+    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history)

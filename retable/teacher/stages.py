@@ -1,0 +1,88 @@
+"""The `pseudo` and `teacher` stages. `pseudo` writes LLM-free queries for every item (their formats
+name their source) and embeds them. `teacher` builds BM25 over the items, chooses BM25's share of
+the fused score on the run's LLM queries (each labelled with the item it was written from), and
+scores the candidates of every training query: the LLM queries the filter kept and the pseudo-queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from retable.runfiles import (DROPPED, ITEM_EMB, ITEMS, KEPT, PSEUDO, PSEUDO_EMB, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES,
+                              ROUND_QUERY_EMB, TEACHER, TEACHER_LABELS, Labels, TeacherRecord)
+from retable.stage import Context, Stage
+
+DEFAULT_WEIGHT = 0.5  # BM25's share when the run has too few LLM queries to choose one: an equal share of the two normalized scores
+MIN_LABEL_QUERIES = 30
+
+
+def _pseudo(ctx: Context) -> None:
+    from retable.agent.pseudo import pseudo_queries
+
+    queries = pseudo_queries(ctx.run.items(), ctx.config.seed, tuple(ctx.config.pseudo_formats))
+    ctx.log(f"pseudo: {len(queries)} LLM-free queries for {len(ctx.run.items())} items")
+    ctx.run.write_pseudo(queries, ctx.encoder.encode([q.text for q in queries], progress=len(queries) > 2000))
+
+
+PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS), config=("seed", "encoder", "pseudo_formats"))
+
+
+def _choose(ctx: Context, cands_for, item_row: dict[str, int]) -> tuple[float, str, int, dict[str, float]]:
+    """BM25's share: the setting, else the best on the LLM queries that passed every check but rank
+    (kept, or dropped only for their rank), else the default."""
+    import numpy as np
+
+    from retable.teacher.fusion import choose_weight
+
+    if ctx.config.teacher_weight is not None:
+        return ctx.config.teacher_weight, "setting", 0, {}
+    q_row = {q.id: i for i, q in enumerate(ctx.run.queries())}
+    labelled = [p for p in ctx.run.kept()] + [p for p in ctx.run.dropped() if p.reason == "round_trip_rank"]
+    if len(labelled) < MIN_LABEL_QUERIES:
+        return DEFAULT_WEIGHT, "default", len(labelled), {}
+    emb = ctx.run.query_emb()[[q_row[p.query_id] for p in labelled]]
+    weight, scores = choose_weight(cands_for([p.query for p in labelled], emb), np.array([item_row[p.item_id] for p in labelled]))
+    return weight, "llm_queries", len(labelled), {str(w): round(s, 4) for w, s in scores.items()}
+
+
+def candidates(lexical, item_emb, texts: list[str], emb, k: int):
+    """Both retrievers' top k of each query (texts and their embeddings), as fusion candidates."""
+    from retable.search_index import top_k
+    from retable.teacher.fusion import Candidates
+
+    return Candidates.build(top_k(item_emb, emb, k, ann_threshold=len(item_emb)), lexical.top(texts, k), item_emb, emb)
+
+
+def _teacher(ctx: Context) -> None:
+    import numpy as np
+
+    from retable.teacher.lexical import Lexical
+
+    run, k = ctx.run, ctx.config.teacher_candidates
+    items, item_emb = run.items(), run.item_emb()
+    lexical = Lexical.build([it.encode_text() for it in items])
+    item_row = {it.id: i for i, it in enumerate(items)}
+
+    def cands_for(texts: list[str], emb):
+        return candidates(lexical, item_emb, texts, emb, k)
+
+    weight, chosen_on, n_labels, by_weight = _choose(ctx, cands_for, item_row)
+    q_row = {q.id: i for i, q in enumerate(run.queries())}
+    kept, pseudo = run.kept(), run.pseudo_queries()
+    dim = item_emb.shape[1]
+    emb = np.vstack([run.query_emb()[[q_row[p.query_id] for p in kept]].reshape(len(kept), dim), run.pseudo_emb().reshape(len(pseudo), dim)])
+    texts = [p.query for p in kept] + [q.text for q in pseudo]
+    scores, rows = cands_for(texts, emb).ranked(weight, k)
+    formats = [p.format for p in kept] + [q.format for q in pseudo]
+    run.write_teacher(
+        TeacherRecord(weight=weight, chosen_on=chosen_on, label_queries=n_labels, mrr_by_weight=by_weight, candidates=k,
+                      labelled_by_format=dict(Counter(formats))),
+        Labels(query_ids=np.array([p.query_id for p in kept] + [q.id for q in pseudo], dtype=str), formats=np.array(formats, dtype=str),
+               pos=np.array([item_row[p.item_id] for p in kept] + [item_row[q.item_id] for q in pseudo], dtype=np.int64),
+               rows=rows, scores=scores))
+    ctx.log(f"teacher: BM25 share {weight} ({chosen_on}), {len(texts)} queries labelled")
+
+
+TEACHER_STAGE = Stage(
+    "teacher", _teacher, writes=(TEACHER, TEACHER_LABELS),
+    reads=(ITEMS, ROUND_ITEMS, ITEM_EMB, ROUND_ITEM_EMB, QUERIES, ROUND_QUERIES, QUERY_EMB, ROUND_QUERY_EMB, KEPT, DROPPED, PSEUDO, PSEUDO_EMB),
+    config=("teacher_weight", "teacher_candidates"))

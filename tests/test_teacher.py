@@ -1,0 +1,130 @@
+"""The teacher and what it trains: pseudo-queries, BM25, fusion, the default table, distillation."""
+
+import numpy as np
+import pytest
+import torch
+
+from retable.adapters.distill import DistillSettings, Labelled, distill, own_item_mrr
+from retable.adapters.quantizer import Quantizer
+from retable.adapters.table import PQResidualTable, load_table, new_table
+from retable.agent.filter import filter_pairs
+from retable.agent.pseudo import pseudo_queries
+from retable.records import Item, Query
+from retable.teacher.fusion import Candidates, choose_weight, minmax, reciprocal_ranks
+from retable.teacher.lexical import Lexical
+
+
+def _unit(n, d, seed):
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+ITEMS = [
+    Item(id="a", title="Statins and breast cancer", text="Statin users had lower breast cancer mortality. The cohort came from Finland and ran ten years."),
+    Item(id="b", title="", text="Vitamin D supplements in winter. Older adults took cholecalciferol daily and bone density was measured twice."),
+    Item(id="c", title="Gut bacteria", text="Probiotic strains changed the colon microbiome. Fiber intake mattered more than the strain itself in this trial."),
+]
+
+
+def test_pseudo_queries_label_their_source_and_repeat_per_seed():
+    qs = pseudo_queries(ITEMS, seed=3)
+    assert {q.format for q in qs} == {"title", "lead", "keyphrase", "span"}
+    assert not [q for q in qs if q.item_id == "b" and q.format == "title"]  # no title, no title query
+    assert all(q.id == f"p-{q.format}-{q.item_id}" for q in qs)
+    lead = {q.item_id: q.text for q in qs if q.format == "lead"}
+    assert lead["a"] == "Statin users had lower breast cancer mortality."
+    assert [q.text for q in qs] == [q.text for q in pseudo_queries(ITEMS, seed=3)]
+    spans = {q.item_id: q.text for q in qs if q.format == "span"}
+    assert all(spans[i] in it.text for i, it in zip("abc", ITEMS))
+    assert [q.format for q in pseudo_queries(ITEMS, seed=3, formats=("keyphrase",))] == ["keyphrase"] * 3
+
+
+def test_keyphrases_prefer_words_only_their_item_has():
+    items = [Item(id=str(i), text=f"patients study results trial number{i} cohort analysis outcome measure") for i in range(5)]
+    items.append(Item(id="x", text="patients study results trial cholecalciferol supplementation cohort analysis"))
+    key = {q.item_id: q.text for q in pseudo_queries(items, seed=0, formats=("keyphrase",))}
+    assert "cholecalciferol" in key["x"] and "supplementation" in key["x"]
+
+
+def test_bm25_stems_saves_and_extends(tmp_path):
+    lexical = Lexical.build([it.encode_text() for it in ITEMS])
+    scores, rows = lexical.top(["statin mortality", "probiotics", "nothing matches zzz"], 2)
+    assert rows[0, 0] == 0 and rows[1, 0] == 2 and scores[0, 0] > 0 and scores[2].max() == 0
+    lexical.save(tmp_path / "bm25")
+    again = Lexical.load(tmp_path / "bm25")
+    assert again.texts == lexical.texts and np.array_equal(again.top(["statin"], 3)[1], lexical.top(["statin"], 3)[1])
+    bigger = again.extended(["Aspirin and colorectal polyps in a randomized trial."])
+    assert bigger.n_items == 4 and bigger.top(["aspirin polyps"], 1)[1][0, 0] == 3
+
+
+def test_fusion_scores_the_lexical_only_candidates_exactly_and_the_weight_follows_the_labels():
+    items = _unit(6, 8, 0)
+    q = items[[1]] + 0.05 * _unit(1, 8, 1)
+    dense = (np.array([[0.9, 0.5]], dtype=np.float32), np.array([[1, 2]]))
+    lexical = (np.array([[7.0, 1.0]], dtype=np.float32), np.array([[4, 1]]))
+    c = Candidates.build(dense, lexical, items, q)
+    assert list(c.rows[0][c.rows[0] >= 0]) == [1, 2, 4]
+    lex = dict(zip(c.rows[0], c.lexical[0]))
+    assert lex[4] == 1.0 and lex[1] == 0.0 and lex[2] == 0.0
+    assert np.allclose(minmax(np.array([[2.0, 4.0, 3.0]])), [[0.0, 1.0, 0.5]])
+    assert c.ranked(0.0, 1)[1][0, 0] == 1 and c.ranked(1.0, 1)[1][0, 0] == 4
+    weight, scores = choose_weight(c, np.array([4]))
+    assert weight > 0.5 and scores[weight] == 1.0
+    assert choose_weight(c, np.array([1]))[0] == 0.0  # ties go to the dense side
+    assert list(reciprocal_ranks(np.array([[3, 4], [5, 6]]), np.array([4, 9]))) == [0.5, 0.0]
+
+
+def test_the_default_table_starts_exactly_at_the_frozen_encoder_and_is_small(tmp_path):
+    x = _unit(300, 384, 2)
+    quantizer = Quantizer.train(x, m=48, nbits=4, seed=0)
+    table = new_table("pq_residual", quantizer.centroids(), quantizer.dim)
+    assert isinstance(table, PQResidualTable)
+    np.testing.assert_allclose(table.item_vectors(quantizer.codes(x), x), x, atol=1e-6)
+    q = _unit(4, 384, 3)
+    np.testing.assert_allclose(table.query_vectors(q, quantizer.codes(q)), q, atol=1e-6)
+    full = new_table("pq_residual", np.zeros((48, 256, 8), dtype=np.float32), 384)
+    assert full.n_parameters() == 48 * 256 * 32 + 32 * 384 and full.n_parameters() <= 0.02 * 22_713_216
+    with torch.no_grad():
+        table.weight.normal_()
+    table.save(tmp_path / "t.safetensors")
+    again = load_table(tmp_path / "t.safetensors")
+    np.testing.assert_array_equal(again.item_vectors(quantizer.codes(x), x), table.item_vectors(quantizer.codes(x), x))
+
+
+def _labelled(items, quantizer, n, seed, noise=0.3):
+    """Queries near their item; the teacher gives that item all its weight among 8 candidates."""
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(0, len(items), n)
+    q = items[pos] + noise * _unit(n, items.shape[1], seed + 1)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    rows = np.stack([np.concatenate([[p], rng.choice(np.delete(np.arange(len(items)), p), 7, replace=False)]) for p in pos])
+    return Labelled(q, quantizer.codes(q), rows, np.tile(np.eye(8, dtype=np.float32)[0], (n, 1)), pos)
+
+
+@pytest.mark.parametrize("lr", [5e-3, 5.0])
+def test_distillation_keeps_the_untuned_table_unless_validation_improves(lr):
+    items = _unit(200, 32, 4)
+    quantizer = Quantizer.train(items, m=4, nbits=4, seed=0)
+    codes = quantizer.codes(items)
+    train, val = _labelled(items, quantizer, 300, 10), _labelled(items, quantizer, 300, 20)
+    table = new_table("pq_residual", quantizer.centroids(), quantizer.dim)
+    result = distill(table, codes, items, train, val, DistillSettings(epochs=4, patience=4, lr=lr, seed=0))
+    assert result.best_val_loss <= result.initial_val_loss
+    if lr > 1:  # a reckless step size wrecks every tuned epoch on validation: epoch 0, the frozen encoder, ships
+        assert max(h["val_loss"] for h in result.history[1:]) > result.initial_val_loss
+        assert result.best_epoch == 0 and float(table.weight.abs().max()) == 0.0
+    else:
+        assert result.best_epoch > 0 and result.best_val_loss < result.initial_val_loss
+        assert own_item_mrr(table, codes, items, val) >= result.initial_val_mrr
+
+
+def test_the_filter_keeps_pairs_bm25_finds_and_says_who_found_them():
+    items = [Item(id=f"i{n}", text=f"common filler words about topic {n} and more filler words") for n in range(30)]
+    items.append(Item(id="rare", text="zygomycosis treated with amphotericin in diabetic patients"))
+    emb = _unit(len(items), 16, 5)
+    queries = [Query(id="q1", item_id="rare", text="amphotericin zygomycosis", format="keyword"),
+               Query(id="q2", item_id="i3", text="filler topic words", format="keyword")]
+    q_emb = np.stack([-emb[-1], emb[3]])  # the dense model ranks "rare" last for q1, i3 first for q2
+    kept, dropped = filter_pairs(queries, items, emb, q_emb, top_k=1)
+    found = {p.query_id: p.found_by for p in kept}
+    assert found["q1"] == "bm25" and found["q2"] in ("dense", "both") and not dropped
