@@ -27,7 +27,10 @@ def run_dir(tmp_path_factory):
 
 def test_adapter_folder_holds_no_pickle(run_dir):
     names = {p.name for p in (run_dir / "adapter").iterdir()}
-    assert names == {"adapter.json", "quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "item_emb.npy"}
+    assert names == {"adapter.json", "quantizer.faiss", "table.safetensors", "codes.npy", "item_ids.json", "item_emb.npy", "bm25"}
+    bm25 = {p.suffix for p in (run_dir / "adapter" / "bm25").iterdir()}
+    assert bm25 <= {".json", ".npy", ".jsonl"}  # bm25s' own files: arrays, JSON, the item texts
+    assert all(not p.read_bytes().startswith(b"\x80") for p in (run_dir / "adapter" / "bm25").iterdir())  # no pickle protocol header
     meta = json.loads((run_dir / "adapter" / "adapter.json").read_text())
     assert meta["table_kind"] == "residual" and meta["encoder"] == "all-MiniLM-L6-v2" and len(meta["encoder_checksum"]) == 64
 

@@ -93,7 +93,17 @@ def _val_loss(table: CodeTable, val: Labelled, codes_t, emb_t, s: DistillSetting
 def distill(table: CodeTable, codes: np.ndarray, emb: np.ndarray, train: Labelled, val: Labelled, settings: DistillSettings,
             progress=None) -> DistillResult:
     """Tune `table` in place; keep the epoch with the lowest loss on the validation queries' teacher
-    labels (epoch 0, the untuned table, included); stop after `patience` epochs without a better one."""
+    labels (epoch 0, the untuned table, included); stop after `patience` epochs without a better one.
+    Reproducible: the same inputs give the same table bytes (a resumed run equals an uninterrupted one)."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # the table's gathers accumulate gradients in a fixed order
+    try:
+        return _distill(table, codes, emb, train, val, settings, progress)
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
+def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult:
     gen = torch.Generator().manual_seed(settings.seed)
     codes_t, emb_t = torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(emb)
     opt = torch.optim.AdamW(table.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
