@@ -72,6 +72,9 @@ def test_fusion_scores_the_lexical_only_candidates_exactly_and_the_weight_follow
     assert weight > 0.5 and scores[weight] == 1.0
     assert choose_weight(c, np.array([1]))[0] == 0.0  # ties go to the dense side
     assert list(reciprocal_ranks(np.array([[3, 4], [5, 6]]), np.array([4, 9]))) == [0.5, 0.0]
+    short = (np.array([[0.9, 0.5, -3e38]], dtype=np.float32), np.array([[1, 2, -1]]))  # an IVF search that found 2 of 3
+    s = Candidates.build(short, lexical, items, q)
+    assert dict(zip(s.rows[0][s.rows[0] >= 0], s.dense[0])) == pytest.approx(dict(zip(c.rows[0][c.rows[0] >= 0], c.dense[0])))
 
 
 def test_the_default_table_starts_exactly_at_the_frozen_encoder_and_is_small(tmp_path):

@@ -29,7 +29,7 @@ from retable.config import default
 from retable.errors import UserError
 from retable.files import write_json, write_npy
 from retable.records import Item
-from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_META, ADAPTER_QUANTIZER,
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_META, ADAPTER_QUANTIZER,
                               ADAPTER_TABLE)
 
 FORMAT_VERSION = 2
@@ -189,7 +189,7 @@ class AdapterIndex:
 def _read_lexical(folder: Path, n_items: int):
     from retable.teacher.lexical import Lexical
 
-    if not (folder / "params.index.json").is_file():
+    if not (folder.parent / ADAPTER_LEXICAL_FILES[0]).is_file():  # an adapter built before hybrid search
         return None
     try:
         lexical = Lexical.load(folder)

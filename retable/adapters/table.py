@@ -246,11 +246,15 @@ class QueryLinear(CodeTable):
 _BY_KIND = {c.kind: c for c in (PQResidualTable, PQTable, VQTable, ResidualTable, QueryLinear)}  # in the order of config.TABLE_KINDS
 
 
-def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
-    """The untuned table of `kind` for a quantizer with these centroids."""
+def table_class(kind: str) -> type[CodeTable]:
     if kind not in _BY_KIND:
         raise ValueError(f"unknown table kind {kind!r}; choose from {list(KINDS)}")
-    return _BY_KIND[kind].untuned(centroids, dim)
+    return _BY_KIND[kind]
+
+
+def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
+    """The untuned table of `kind` for a quantizer with these centroids."""
+    return table_class(kind).untuned(centroids, dim)
 
 
 def load_table(path: Path) -> CodeTable:

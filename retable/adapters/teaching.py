@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
-from retable.adapters.table import PQResidualTable, load_table, new_table
+from retable.adapters.table import PQResidualTable, load_table, table_class
 from retable.config import RunConfig
 from retable.evals.audit import Audit
 from retable.evals.audit_build import build_audit
@@ -118,7 +118,7 @@ def plant(src: Path, dst: Path, fault: str, config: RunConfig, encoder, *, seed:
         raise ValueError(f"unknown fault {fault!r}; choose from {FAULTS}")
     _copy_run(src, dst)
     cfg = config.model_copy(update={"seed": seed})
-    if fault == "forced_collisions" and not new_table(cfg.table_kind, np.zeros((1, 1, 1), dtype=np.float32), 1).compressed:
+    if fault == "forced_collisions" and not table_class(cfg.table_kind).compressed:
         # shared codes make items indistinct only in a table built from codes alone; pq_residual and residual keep
         # each item's frozen embedding (the same codes only share a correction), so the fault goes into a pq table
         cfg = cfg.model_copy(update={"table_kind": "pq"})

@@ -34,7 +34,11 @@ class Candidates:
         n, width = len(d_r), d_r.shape[1] + l_r.shape[1]
         rows = np.full((n, width), -1, dtype=np.int64)
         lex = np.zeros((n, width), dtype=np.float32)
-        l_norm, d_lo, d_hi = minmax(l_s), d_s.min(axis=1), d_s.max(axis=1)
+        found = d_r >= 0  # an IVF search can return fewer than k rows (−1, with junk scores)
+        d_lo = np.where(found, d_s, np.inf).min(axis=1, initial=np.inf)
+        d_hi = np.where(found, d_s, -np.inf).max(axis=1, initial=-np.inf)
+        d_lo, d_hi = np.where(np.isfinite(d_lo), d_lo, 0.0), np.where(np.isfinite(d_hi), d_hi, 0.0)
+        l_norm = minmax(l_s)
         for i in range(n):
             union = np.unique(np.concatenate([d_r[i], l_r[i]]))
             union = union[union >= 0]
