@@ -120,7 +120,9 @@ def eval_(
 
     if json_out:
         check_writable(json_out)  # before minutes of encoding, not after
-    results = evaluate_run(run_dir, dataset, baselines=baselines, log=_log)
+    from retable.adapters.indexing import description_only
+
+    results = evaluate_run(run_dir, dataset, baselines=baselines, log=_log, index=description_only(run_dir))
     typer.echo(f"{'system':<18} {'nDCG@10':>8} {'R@100':>8} {'params':>11} {'train s':>8} {'bytes':>11}")
     for name, m in results.items():
         size = "-" if m.get("artifact_bytes") is None else f"{m['artifact_bytes']:,}"
@@ -168,10 +170,28 @@ def search(
     else:
         threshold = None
     index = load_adapter(run_dir, ann_threshold=threshold)
-    texts = {it.id: it.encode_text() for it in run.items()} if run.has(ITEMS) else {}
+    shown = run.indexed() or run
+    texts = {it.id: it.encode_text() for it in shown.items()} if shown.has(ITEMS) else {}
     for rank, (item_id, score) in enumerate(index.search(query, k, hybrid=index.hybrid and not dense), 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")
+
+
+@app.command()
+@user_errors
+def index(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt` (description-only or corpus mode)."),
+    corpus: Path = typer.Option(..., "--corpus", help="JSONL of the real items, one {\"id\", \"text\"[, \"title\"]} per line."),
+    keep_codes: bool = typer.Option(False, "--keep-codes", help="Code the items with the run's quantizer and serve its table as it is, without refitting or tuning (fast; for a run whose codes were fitted on a corpus like this one)."),
+) -> None:
+    """When the real items arrive: fit the adapter's codes to them, tune its table on their pseudo-queries (no LLM call, no real query
+    needed; BM25's share comes from the run), and audit it on them. Resumable. `retable search`, `load_adapter(RUN)` and
+    `retable eval` then serve these items; the report says whether the adapter lost against the frozen encoder on them."""
+    from retable.adapters.indexing import index_run
+
+    report, verdict = index_run(run_dir, corpus, keep_codes=keep_codes, log=_log)
+    typer.echo(f"verdict: {verdict}")
+    typer.echo(f"report: {report}")
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ AUDIT = "audit.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 EVAL_CACHE = "eval_cache"
+INDEXED = "indexed"  # `retable index RUN --corpus FILE`: a run of its own over the real items, whose adapter ships
 
 ROUND_FILES = [ROUND_ITEMS, ROUND_QUERIES, ROUND_ITEM_EMB, ROUND_QUERY_EMB, ROUNDS]
 
@@ -291,6 +292,16 @@ class RunFolder:
     def write_report(self, markdown: str, html: str) -> None:
         atomic_write_text(self.path(REPORT_MD), markdown)
         atomic_write_text(self.path(REPORT_HTML), html)
+
+    def indexed(self) -> "RunFolder | None":
+        """The run `retable index` made over the real items, once its adapter is written."""
+        child = RunFolder(self.path(INDEXED))
+        return child if child.has(f"{ADAPTER}/{ADAPTER_META}") else None
+
+    def shipped_adapter(self) -> Path:
+        """The adapter that serves: the indexed one over the real items when there is one, else the run's."""
+        child = self.indexed()
+        return (child or self).path(ADAPTER)
 
     def corpus_cache(self, corpus: Path, encoder_checksum: str) -> Path:
         """Where the encoder's embeddings of a corpus file are kept, so each corpus is encoded once."""

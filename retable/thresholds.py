@@ -31,5 +31,6 @@ class AuditThresholds(BaseModel):
     spread_red: float = Field(0.3, ge=0)
     collision_mass_amber: float = Field(0.05, ge=0, le=1, description="share of query mass on items the adapter cannot tell apart")
     collision_mass_red: float = Field(0.2, ge=0, le=1)
+    loss_red: float = Field(0.01, ge=0, description="MRR@10 the shipped adapter may lose against the frozen encoder on held-out pseudo-queries; more, with the 95% interval below 0, is red")
     probe_drop_amber: float = Field(0.01, ge=0, description="nDCG@10 the adapter may lose on --probe queries")
     probe_drop_red: float = Field(0.03, ge=0)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from retable.evals.audit import Audit
 from retable.evals.report import render_html
+from retable.evals.stages import SCHEMA_VERSION
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECTIONS = ["verdict", "held-out", "faithfulness", "drift", "cost"]
@@ -50,4 +51,4 @@ def test_report_has_no_external_assets_and_escapes_synthetic_text(finished_audit
     html = render_html(evil)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "http://" not in html and "https://" not in html
-    assert json.loads((finished_audit_run / "audit.json").read_text())["schema_version"] == 1
+    assert json.loads((finished_audit_run / "audit.json").read_text())["schema_version"] == SCHEMA_VERSION

@@ -201,12 +201,14 @@ def _read_lexical(folder: Path, n_items: int):
 
 
 def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None) -> AdapterIndex:
-    """Open an adapter folder (or a run folder holding adapter/) with its encoder, checked by checksum;
+    """Open an adapter folder (or a run folder holding adapter/, or indexed/adapter/ once indexed) with its encoder, checked by checksum;
     search is exact up to `ann_threshold` items (RunConfig's default when None)."""
     from retable.adapters.encoder import Encoder
 
     folder = Path(path)
-    if (folder / ADAPTER / ADAPTER_META).is_file():  # a run folder
-        folder = folder / ADAPTER
+    if (folder / ADAPTER / ADAPTER_META).is_file():  # a run folder: its indexed adapter once `retable index` ran
+        from retable.runfiles import RunFolder
+
+        folder = RunFolder(folder).shipped_adapter()
     adapter = Adapter(folder)
     return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]), ann_threshold)

@@ -47,16 +47,14 @@ def _tune(ctx: Context) -> None:
     from retable.adapters.artifact import write_adapter
     from retable.adapters.collisions import collision_rate
     from retable.adapters.quantizer import Quantizer
-    from retable.adapters.split import split_by_item
-    from retable.adapters.teaching import item_splits, tune_on_labels
+    from retable.adapters.teaching import run_item_splits, tune_on_labels
     from retable.teacher.lexical import Lexical
 
     run, config = ctx.run, ctx.config
     items, kept, labels, teacher = run.items(), run.kept(), run.teacher_labels(), run.teacher()
-    splits = split_by_item(kept, config.val_fraction, config.test_fraction, config.seed)
+    splits, where = run_item_splits(items, kept, config)
     held = set(config.holdout_formats)  # measured by the audit, never tuned on
     run.write_splits(Splits(**{name: [p.query_id for p in ps if name == "test" or p.format not in held] for name, ps in splits.items()}))
-    where = item_splits([it.id for it in items], splits, config.val_fraction, config.seed)
     quantizer, item_emb, codes = Quantizer.load(run.path(QUANTIZER)), run.item_emb(), run.codes()
     before = ctx.encoder.checksum()
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
@@ -75,7 +73,7 @@ def _tune(ctx: Context) -> None:
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, version=2,
+    "tune", _tune, version=3,
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),

@@ -1,6 +1,8 @@
 """The teacher-labelled queries of a run, split for tuning: every query goes where its own item goes.
 Items with LLM pairs follow the pairs' split (so the audit's held-out items stay unseen); the others
-are drawn into validation with `val_fraction`, by a hash of the seed and the item id."""
+are drawn into validation with `val_fraction` and into the audit's check with CHECK_FRACTION, by a hash of
+the seed and the item id: the pseudo-queries of those items are never tuned on, and the audit's `loss`
+check compares the adapted table with the frozen encoder on them."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from retable.records import Pair
 from retable.runfiles import Labels
 
 
+CHECK_FRACTION = 0.05  # items without LLM pairs whose pseudo-queries only the audit reads
+
+
 def _drawn(item_id: str, seed: int) -> float:
     return int.from_bytes(hashlib.sha256(f"{seed}:val:{item_id}".encode()).digest()[:8], "little") / 2**64
 
@@ -27,7 +32,20 @@ def _drawn(item_id: str, seed: int) -> float:
 def item_splits(item_ids: list[str], pair_splits: dict[str, list[Pair]], val_fraction: float, seed: int) -> np.ndarray:
     """Per item row: "train", "val" or "test"."""
     known = {p.item_id: name for name, ps in pair_splits.items() for p in ps}
-    return np.array([known.get(i, "val" if _drawn(i, seed) < val_fraction else "train") for i in item_ids])
+
+    def drawn(i: str) -> str:
+        h = _drawn(i, seed)
+        return "val" if h < val_fraction else "test" if h < val_fraction + CHECK_FRACTION else "train"
+
+    return np.array([known.get(i) or drawn(i) for i in item_ids])
+
+
+def run_item_splits(items, kept: list[Pair], config: RunConfig) -> tuple[dict[str, list[Pair]], np.ndarray]:
+    """The run's pairs split by item, and each item row's split: what `tune` trained on and what it held out."""
+    from retable.adapters.split import split_by_item
+
+    splits = split_by_item(kept, config.val_fraction, config.test_fraction, config.seed)
+    return splits, item_splits([it.id for it in items], splits, config.val_fraction, config.seed)
 
 
 def labelled_sets(labels: Labels, emb: np.ndarray, quantizer: Quantizer, where: np.ndarray,

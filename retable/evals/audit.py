@@ -14,6 +14,7 @@ from retable.evals.codebook import Codebook
 from retable.evals.drift import Drift
 from retable.domain import DomainCheck
 from retable.evals.faithfulness import JudgeSummary
+from retable.evals.loss import LossEvidence
 from retable.evals.stages import SCHEMA_VERSION
 from retable.records import DroppedPair, Pair, RoundLog, StageUsage
 
@@ -37,7 +38,7 @@ class SliceMetrics(BaseModel):
 
 
 class HeldOut(BaseModel):
-    before: str = Field(description="the untuned system the adapted one is compared with: frozen_pq for pq/vq tables, frozen_flat for residual/query_linear")
+    before: str = Field(description="the system the adapted one is compared with: frozen_flat, the encoder used flat (what a user runs without retable)")
     n_pairs: int = Field(description="test-split pairs (items never tuned on) plus every pair of a format that had no training pairs")
     all: SliceMetrics | None
     by_format: dict[str, SliceMetrics]
@@ -109,6 +110,7 @@ class Audit(BaseModel):
     held_out: HeldOut
     drift: Drift
     probe: Probe | None
+    loss: LossEvidence | None = Field(None, description="the shipped adapter against the frozen encoder on held-out pseudo-queries (None: the run has none)")
     codebook: Codebook
     tuned: Tuned
     encoder: EncoderProof

@@ -14,6 +14,7 @@ from retable.evals.codebook import audit_codebook
 from retable.evals.drift import measure_drift
 from retable.evals.faithfulness import JudgeSummary, retriever_agreement, unsupported_facts
 from retable.evals.findings import judge_audit
+from retable.evals.loss import loss_evidence
 from retable.records import StageUsage
 from retable.runfiles import ADAPTER, DESCRIPTION, TEACHER
 from retable.stage import Context
@@ -58,7 +59,8 @@ class _RunData:
         self.items, self.queries, self.kept, self.dropped = run.items(), run.queries(), run.kept(), run.dropped()
         self.item_emb, self.query_emb = run.item_emb(), run.query_emb()
         self.splits, self.tune = run.splits(), run.tune()
-        self.adapter = Adapter(run.path(ADAPTER))
+        self.adapter = Adapter(run.path(ADAPTER))  # the run's own: its tuning, codes and collisions
+        self.shipped = self.adapter if run.indexed() is None else Adapter(run.shipped_adapter())  # what serves: the indexed adapter over the real items once there is one
         self.q_row = {q.id: i for i, q in enumerate(self.queries)}
         self.i_row = {it.id: i for i, it in enumerate(self.items)}
 
@@ -92,14 +94,15 @@ def _tuned(data: _RunData, encoder, teacher) -> Tuned:
 
 def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, float]) -> Audit:
     data, config, encoder = _RunData(ctx), ctx.config, ctx.encoder
-    adapter = data.adapter
+    adapter, shipped = data.adapter, data.shipped
     train_by_format, held = data.held_out()
     q = data.query_emb[[data.q_row[p.query_id] for p in held]].reshape(len(held), -1)
     pos = np.array([data.i_row[p.item_id] for p in held], dtype=np.int64)
-    adapted_items = adapter.item_vectors(data.item_emb, adapter.item_ids, adapter.codes)
-    systems = {"frozen_flat": (q, data.item_emb), "frozen_pq": (q, adapter.quantizer.reconstruct(data.item_emb)),
-               "adapted": (adapter.query_vectors(q), adapted_items)}
-    before = "frozen_pq" if adapter.table.compressed else "frozen_flat"
+    own_items = adapter.item_vectors(data.item_emb, adapter.item_ids, adapter.codes)
+    adapted_items = own_items if shipped is adapter else shipped.item_vectors(data.item_emb, [it.id for it in data.items])
+    systems = {"frozen_flat": (q, data.item_emb), "frozen_pq": (q, shipped.quantizer.reconstruct(data.item_emb)),
+               "adapted": (shipped.query_vectors(q), adapted_items)}
+    before = "frozen_flat"  # what the user runs without retable: the reference of every comparison
     mass = np.bincount([data.i_row[p.item_id] for p in data.kept], minlength=len(data.items)).astype(np.float64)
     t, now = data.tune, encoder.checksum()
     audit = Audit(
@@ -108,7 +111,7 @@ def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, fl
         **pair_counts(data.kept, data.dropped), train_by_format=train_by_format, holdout_formats=config.holdout_formats,
         rounds=ctx.run.rounds(), faithfulness=_faithfulness(ctx, data), held_out=held_out_metrics(held, pos, systems, before),
         drift=measure_drift(q, systems["adapted"][0], data.item_emb, systems[before][1], adapted_items, systems[before][0]),
-        probe=_probe(ctx), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, adapted_items, mass), tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
+        probe=_probe(ctx), loss=loss_evidence(ctx.run, config, shipped), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, own_items, mass), tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
         encoder=EncoderProof(name=encoder.name, checksum_before=t.encoder_checksum_before, checksum_after=t.encoder_checksum_after,
                              checksum_now=now, unchanged=t.encoder_checksum_before == t.encoder_checksum_after == now),
         cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),

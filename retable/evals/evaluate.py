@@ -2,8 +2,10 @@
 exact search: what a user runs without retable), frozen_pq (faiss' reconstruction of the codes),
 adapted (the run's tuned table) and adapted_hybrid (BM25 fused with the table, the adapter's weight);
 with `baselines`, also every other table kind, the query-linear adapter and full fine-tuning,
-contrastively tuned on the run's kept pairs. The collection's items get codes from the run's quantizer: nothing
-is retrained for them."""
+contrastively tuned on the run's kept pairs. The served adapter is evaluated: after `retable index`, the
+indexed one. With `index`, the collection's items are first indexed into the run exactly as `retable index`
+does (what a description-only run's user does when the real items arrive; no query of the collection is read
+for it); otherwise they get codes from the adapter's quantizer and nothing is retrained for them."""
 
 from __future__ import annotations
 
@@ -13,19 +15,28 @@ from retable.adapters.artifact import Adapter, artifact_bytes
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
 from retable.files import read_npy, write_npy
-from retable.runfiles import ADAPTER, RunFolder
+from retable.runfiles import RunFolder
 
 DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this many are fused)
 
 
-def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None) -> dict[str, dict]:
+def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None, index: bool = False) -> dict[str, dict]:
     """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score)."""
     from retable.adapters.encoder import Encoder
     from retable.teacher.fusion import Candidates
     from retable.teacher.lexical import Lexical
 
-    adapter = Adapter(RunFolder(run_dir).path(ADAPTER))
-    corpus, queries, qrels = load_beir(dataset, log=log)
+    run = RunFolder(run_dir)
+    adapter = None if index else Adapter(run.shipped_adapter())  # a folder without an adapter fails before the collection is read
+    corpus, queries, qrels = load_beir(dataset, log=log)  # a bad dataset folder fails before any indexing
+    if index:
+        from retable.adapters.indexing import index_run, indexed_record
+        from retable.files import sha256_file
+
+        corpus_file, record = dataset / "corpus.jsonl", indexed_record(run)
+        same = record is not None and record["corpus_sha256"] == sha256_file(corpus_file)  # indexed as the user chose: kept or refit codes
+        index_run(run_dir, corpus_file, keep_codes=same and record["codes"] == "kept", log=log)
+        adapter = Adapter(run.shipped_adapter())
     encoder = Encoder(adapter.meta["encoder"])
     adapter.check_encoder(encoder)
     cache = RunFolder(run_dir).corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])

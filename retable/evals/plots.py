@@ -30,7 +30,7 @@ def format_plot(audit: Audit) -> str | None:
     slices = [h.all, *h.by_format.values()]
     fig, ax = plt.subplots(figsize=(6, 3))
     x = range(len(names))
-    ax.bar([i - 0.2 for i in x], [s.mrr_at_10[h.before] for s in slices], width=0.4, label=f"untuned ({h.before})")
+    ax.bar([i - 0.2 for i in x], [s.mrr_at_10[h.before] for s in slices], width=0.4, label=f"without retable ({h.before})")
     ax.bar([i + 0.2 for i in x], [s.mrr_at_10["adapted"] for s in slices], width=0.4, label="adapted")
     ax.set_xticks(list(x), [f"{n}\n({s.n_pairs})" for n, s in zip(names, slices)])
     ax.set_ylabel("MRR@10, held-out")

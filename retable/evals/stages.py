@@ -4,12 +4,12 @@ given a --probe) later. The declarations are light; the work imports its librari
 
 from __future__ import annotations
 
-from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIEF, DESCRIPTION, DROPPED, ITEM_EMB, ITEMS, JUDGE, KEPT, QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD,
-                              ROUND_FILES, SPLITS, TUNE)
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIEF, DESCRIPTION, DROPPED, INDEXED, ITEM_EMB, ITEMS, JUDGE, KEPT, PSEUDO,
+                              QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD, ROUND_FILES, SPLITS, TUNE)
 from retable.stage import LLM_FIELDS, Context, Stage
 
 JUDGE_VERSION = 2  # part of the judge stage's key: raise it when the sampling or the test changes
-SCHEMA_VERSION = 1  # audit.json's schema, and the audit stage's version
+SCHEMA_VERSION = 2  # audit.json's schema, and the audit stage's version
 
 
 def _judge(ctx: Context) -> None:
@@ -34,8 +34,8 @@ def _audit(ctx: Context) -> None:
 AUDIT_STAGE = Stage(
     "audit", _audit, writes=(AUDIT,), version=SCHEMA_VERSION,
     reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE, f"{ADAPTER}/{ADAPTER_TABLE}",
-           f"{ADAPTER}/{ADAPTER_CODES}"),
-    config=("encoder", "filter_top_k", "holdout_formats", "price_per_million_tokens", "audit"),
+           f"{ADAPTER}/{ADAPTER_CODES}", PSEUDO, f"{INDEXED}/index.json", f"{INDEXED}/{ADAPTER}/{ADAPTER_TABLE}"),
+    config=("seed", "val_fraction", "test_fraction", "encoder", "filter_top_k", "holdout_formats", "price_per_million_tokens", "audit"),
     inputs=lambda ctx: [None if ctx.probe is None else str(ctx.probe)])
 
 

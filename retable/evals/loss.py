@@ -1,0 +1,86 @@
+"""The `loss` check's evidence: is the adapter that ships worse than the frozen encoder used flat, the
+system a user runs without retable? Read on the pseudo-queries (title, lead, keyphrase, span) of the
+items `tune` never trained on (teaching.CHECK_FRACTION of them, plus the LLM test split's items),
+each labelled with the item it was cut from. Over the real items once `retable index` ran (or in corpus
+mode); over the synthetic items otherwise, which cannot show the loss on the user's corpus."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+MAX_QUERIES = 2000  # a sample of the held-out pseudo-queries: enough for a tight interval, cheap on a large corpus
+K = 10
+
+
+class LossEvidence(BaseModel):
+    items: Literal["real", "synthetic"] = Field(description="whose pseudo-queries: the user's items (indexed or corpus mode) or the run's synthetic ones")
+    n_items: int = Field(description="items searched")
+    n_queries: int = Field(description="held-out pseudo-queries read")
+    mrr_at_10: dict[str, float] = Field(description="frozen_flat, adapted (the shipped table, dense) and bm25 (shown, not judged: the queries are cut from the items' words)")
+    delta: float = Field(description="adapted − frozen_flat, MRR@10")
+    ci_low: float = Field(description="paired bootstrap 95% interval of delta over the queries")
+    ci_high: float
+    indexed: dict | None = Field(None, description="index.json of `retable index`: the corpus, refit or kept codes, the tuning's best epoch")
+
+
+def reciprocal_ranks(q: np.ndarray, vecs: np.ndarray, pos: np.ndarray, batch: int = 512) -> np.ndarray:
+    """1/rank of each query's own item when it is in the top K (ties counted against it), else 0."""
+    out = np.zeros(len(q))
+    for start in range(0, len(q), batch):
+        s = np.asarray(q[start:start + batch], dtype=np.float32) @ np.asarray(vecs, dtype=np.float32).T
+        own = s[np.arange(len(s)), pos[start:start + batch]]
+        rank = (s > own[:, None]).sum(axis=1) + (s == own[:, None]).sum(axis=1) - 1  # 0 = first
+        out[start:start + batch] = np.where(rank < K, 1.0 / (rank + 1), 0.0)
+    return out
+
+
+def lexical_reciprocal_ranks(lexical, texts: list[str], pos: np.ndarray) -> np.ndarray:
+    _, rows = lexical.top(texts, K)
+    hit = rows == pos[:, None]
+    return np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1), 0.0)
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
+    diff = a - b
+    if len(diff) < 2 or np.all(diff == diff[0]):
+        return float(diff.mean()), float(diff.mean())
+    ci = bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=1000, random_state=0, method="percentile").confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def loss_evidence(run, config, adapter) -> LossEvidence | None:
+    """`run`: the parent RunFolder; `adapter`: the shipped Adapter (the indexed one when there is one)."""
+    from retable.adapters.indexing import indexed_record
+    from retable.adapters.teaching import run_item_splits
+    from retable.runfiles import ADAPTER_LEXICAL
+
+    src = run.indexed() or run
+    items, pseudo = src.items(), src.pseudo_queries()
+    if not pseudo:
+        return None
+    _, where = run_item_splits(items, src.kept(), config)
+    row = {it.id: i for i, it in enumerate(items)}
+    pos_all = np.array([row[q.item_id] for q in pseudo], dtype=np.int64)
+    held = np.flatnonzero(where[pos_all] == "test")
+    if not len(held):
+        return None
+    if len(held) > MAX_QUERIES:
+        held = np.sort(np.random.default_rng(config.seed).choice(held, MAX_QUERIES, replace=False))
+    q, pos = np.asarray(src.pseudo_emb()[held], dtype=np.float32), pos_all[held]
+    item_emb = np.asarray(src.item_emb(), dtype=np.float32)
+    rr = {"frozen_flat": reciprocal_ranks(q, item_emb, pos),
+          "adapted": reciprocal_ranks(adapter.query_vectors(q), adapter.item_vectors(item_emb, [it.id for it in items]), pos)}
+    lexical_dir = adapter.folder / ADAPTER_LEXICAL
+    if lexical_dir.is_dir():
+        from retable.teacher.lexical import Lexical
+
+        rr["bm25"] = lexical_reciprocal_ranks(Lexical.load(lexical_dir), [pseudo[i].text for i in held], pos)
+    low, high = paired_interval(rr["adapted"], rr["frozen_flat"])
+    return LossEvidence(items="real" if all(it.source == "corpus" for it in items) else "synthetic", n_items=len(items), n_queries=len(held),
+                        mrr_at_10={k: float(v.mean()) for k, v in rr.items()}, delta=float(rr["adapted"].mean() - rr["frozen_flat"].mean()),
+                        ci_low=low, ci_high=high, indexed=indexed_record(run))
