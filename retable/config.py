@@ -70,7 +70,7 @@ class RunConfig(BaseModel):
     pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")
     quantizer: Literal[QUANTIZER_KINDS] = Field("pq", description="pq, or opq: a learned rotation before PQ")
     table_kind: Literal[TABLE_KINDS] = Field("pq_residual", description="pq_residual (starts at the frozen encoder, <2% of its size), pq, vq, residual or query_linear")
-    collision_residuals: int = Field(64, ge=0, description="colliding items with the most query mass that get their own residual vector")
+    collision_residuals: int = Field(64, ge=0, description="colliding items with the most query mass that get their own residual vector (pq and vq tables, where shared codes make items identical)")
     epochs: int = Field(20, ge=1, description="most tuning epochs")
     patience: int = Field(2, ge=1, description="epochs without a better validation score before tuning stops")
     lr: float = Field(1e-3, gt=0, description="learning rate of the table")

@@ -54,8 +54,8 @@ def test_untuned_table_equals_reconstruction_of_real_embeddings(encoder):
     np.testing.assert_array_equal(PQTable(quantizer.centroids()).item_vectors(quantizer.codes(emb), emb), quantizer.reconstruct(emb))
 
 
-@pytest.mark.parametrize("kind", ["pq", "vq", "residual", "query_linear"])
-def test_every_kind_roundtrips_through_safetensors(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["pq", "vq", "residual", "pq_residual", "query_linear"])
+def test_every_kind_roundtrips_through_safetensors_in_half_precision(tmp_path, kind):
     x = _data(n=64, d=8)
     quantizer = Quantizer.train(x, m=2, nbits=3, seed=0)
     table = new_table(kind, quantizer.centroids(), 8)
@@ -67,9 +67,16 @@ def test_every_kind_roundtrips_through_safetensors(tmp_path, kind):
             table.collision.add_(0.5)
     table.save(tmp_path / "t.safetensors")
     again = load_table(tmp_path / "t.safetensors")
-    assert again.kind == kind and torch.equal(table.weight, again.weight)
+    assert again.kind == kind and again.weight.dtype == torch.float32
+    torch.testing.assert_close(again.weight, table.weight.half().float(), rtol=0, atol=0)  # exactly the fp16 rounding
     codes = quantizer.codes(x)
-    np.testing.assert_array_equal(again.item_vectors(codes, x), table.item_vectors(codes, x))
+    qcodes = codes if table.uses_query_codes else None
+    assert np.abs(again.item_vectors(codes, x) - table.item_vectors(codes, x)).max() < 2e-3
+    assert np.abs(again.query_vectors(x, qcodes) - table.query_vectors(x, qcodes)).max() < 2e-3
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "t.safetensors"))
+    assert all(v.dtype == torch.float16 for k, v in stored.items() if k != "collision_slot")  # 2 bytes a weight, not 4
 
 
 def test_pq_lookup_by_hand():

@@ -73,7 +73,7 @@ def _tune(ctx: Context) -> None:
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, version=3,
+    "tune", _tune, version=4,
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),

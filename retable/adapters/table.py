@@ -98,7 +98,9 @@ class CodeTable(nn.Module):
 
         from retable.files import atomic_write_bytes
 
-        atomic_write_bytes(path, save(self.tensors(), metadata={"kind": self.kind}))
+        # weights in half precision: the artifact's size halves, scores move by ~1e-4 (tests/test_table.py)
+        half = {k: v.half() if v.is_floating_point() else v for k, v in self.tensors().items()}
+        atomic_write_bytes(path, save(half, metadata={"kind": self.kind}))
 
 
 def _gather(weight: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -263,7 +265,7 @@ def load_table(path: Path) -> CodeTable:
 
     with safe_open(str(path), framework="pt") as fh:
         kind = (fh.metadata() or {}).get("kind", "pq")
-    tensors = load_file(str(path))
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     extra = (tensors["proj"].numpy(),) if kind == PQResidualTable.kind else ()
     table = _BY_KIND[kind](tensors["weight"].numpy(), *extra)
     if "collision" in tensors:

@@ -80,7 +80,8 @@ def tune_on_labels(config: RunConfig, quantizer: Quantizer, codes: np.ndarray, i
         raise UserError(f"only {len(train)} training and {len(val)} validation queries — too few to tune; give more items or raise max_query_items")
     table = new_table(config.table_kind, quantizer.centroids(), quantizer.dim)
     mass = np.bincount(train.pos, minlength=len(codes))
-    heads = colliding_heads(codes, mass, config.collision_residuals) if config.collision_residuals and config.table_kind != "query_linear" else []
+    # only where shared codes make items identical: the other kinds keep each item's frozen embedding
+    heads = colliding_heads(codes, mass, config.collision_residuals) if config.collision_residuals and table.compressed else []
     if len(heads):
         table.add_collision_residuals(np.asarray(heads), len(codes), quantizer.dim)
     settings = DistillSettings(epochs=config.epochs, patience=config.patience, lr=config.lr, batch_size=config.batch_size, tau=config.tau,
