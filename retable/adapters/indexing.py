@@ -20,9 +20,9 @@ from pathlib import Path
 
 from retable.errors import UserError
 from retable.files import check_corpus, encode_to_npy, read_npy, sha256_file, write_json, write_npy, write_records
-from retable.runfiles import (ADAPTER, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE, CODES, DROPPED, INDEXED, ITEM_EMB,
-                              ITEMS, KEPT, PSEUDO, QUANTIZER, QUERIES, QUERY_EMB, SPLITS, TEACHER, RunFolder, Splits)
-from retable.stage import Context, Stage
+from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE, CODES,
+                              DROPPED, INDEXED, ITEM_EMB, ITEMS, KEPT, PSEUDO, QUANTIZER, QUERIES, QUERY_EMB, SPLITS, TEACHER, RunFolder, Splits)
+from retable.stage import Context, Stage, run_stages
 
 INDEX_RECORD = "index.json"  # in RUN/indexed/: the corpus, whether the codes were refitted, the table's tuning
 
@@ -59,7 +59,9 @@ NO_LLM_PAIRS = Stage("no_llm_pairs", _no_llm_pairs, writes=(QUERIES, QUERY_EMB, 
 def _kept(parent: RunFolder) -> list[Stage]:
     """The parent's quantizer codes the real items; its table serves them unchanged."""
     src = parent.path(ADAPTER)
-    parts = lambda ctx: [sha256_file(src / ADAPTER_QUANTIZER), sha256_file(src / ADAPTER_TABLE)]  # noqa: E731
+
+    def parts(ctx: Context) -> list[str]:  # the kept quantizer and table key both stages
+        return [sha256_file(src / ADAPTER_QUANTIZER), sha256_file(src / ADAPTER_TABLE)]
 
     def codes(ctx: Context) -> None:
         from retable.adapters.quantizer import Quantizer
@@ -81,8 +83,6 @@ def _kept(parent: RunFolder) -> list[Stage]:
                       extra={"hybrid_weight": ctx.run.teacher().weight})
         Lexical.build([it.encode_text() for it in items]).save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
         ctx.run.write_splits(Splits(train=[], val=[], test=[]))
-
-    from retable.runfiles import ADAPTER_FILES, ADAPTER_ITEM_EMB
 
     return [Stage("codes_kept", codes, writes=(QUANTIZER, CODES), reads=(ITEM_EMB,), inputs=parts),
             Stage("tune_kept", table, writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), SPLITS),
@@ -121,8 +121,6 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
         ctx, cache = open_context(child_dir, config, no_llm, log=log, corpus=corpus)
         try:
             ctx.run.write_config(config)
-            from retable.stage import run_stages
-
             run_stages(index_stages(parent, keep_codes), ctx)
             tune = None if keep_codes else ctx.run.tune()
             write_json(ctx.run.path(INDEX_RECORD), {
