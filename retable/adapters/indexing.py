@@ -27,13 +27,17 @@ from retable.stage import Context, Stage, run_stages
 INDEX_RECORD = "index.json"  # in RUN/indexed/: the corpus, whether the codes were refitted, the table's tuning
 
 
+def _lines(path: Path) -> int:
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for _ in fh)
+
+
 def _embed(parent: RunFolder):
     """Encode the real items, or take `retable eval`'s embeddings of the same file from the parent's cache."""
 
     def run(ctx: Context) -> None:
         cache = parent.corpus_cache(ctx.corpus, ctx.encoder.checksum())
-        n = sum(1 for _ in open(ctx.run.path(ITEMS), encoding="utf-8"))
-        if cache.is_file() and len(read_npy(cache)) == n:
+        if cache.is_file() and len(read_npy(cache)) == _lines(ctx.run.path(ITEMS)):
             shutil.copyfile(cache, ctx.run.path(ITEM_EMB))
             return
         encode_to_npy(ctx.encoder, [it.encode_text() for it in ctx.run.first_items()], ctx.run.path(ITEM_EMB))
@@ -126,7 +130,7 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
             write_json(ctx.run.path(INDEX_RECORD), {
                 "corpus": str(corpus), "corpus_sha256": sha256_file(corpus), "n_items": n_items, "codes": "kept" if keep_codes else "refit",
                 "teacher_weight": config.teacher_weight, "best_epoch": None if tune is None else tune.best_epoch,
-                "pseudo_queries": sum(1 for _ in open(ctx.run.path(PSEUDO), encoding="utf-8")),
+                "pseudo_queries": _lines(ctx.run.path(PSEUDO)),
             })
         finally:
             cache.close()
@@ -139,8 +143,12 @@ def description_only(run_dir: Path) -> bool:
     """Whether the run's items are synthetic (no --corpus): its adapter must be indexed on real items before it serves them."""
     from retable.records import Item
 
-    first = next(iter(open(RunFolder(run_dir).path(ITEMS), encoding="utf-8")), None) if RunFolder(run_dir).has(ITEMS) else None
-    return first is not None and Item.model_validate_json(first).source != "corpus"
+    run = RunFolder(run_dir)
+    if not run.has(ITEMS):
+        return False
+    with open(run.path(ITEMS), encoding="utf-8") as fh:
+        first = fh.readline()
+    return bool(first.strip()) and Item.model_validate_json(first).source != "corpus"
 
 
 def indexed_record(run: RunFolder) -> dict | None:

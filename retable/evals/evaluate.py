@@ -39,7 +39,7 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         adapter = Adapter(run.shipped_adapter())
     encoder = Encoder(adapter.meta["encoder"])
     adapter.check_encoder(encoder)
-    cache = RunFolder(run_dir).corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
+    cache = run.corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
     if cache.is_file():
         item_emb = read_npy(cache)
     else:

@@ -27,14 +27,13 @@ class LossEvidence(BaseModel):
 
 
 def reciprocal_ranks(q: np.ndarray, vecs: np.ndarray, pos: np.ndarray, batch: int = 512) -> np.ndarray:
-    """1/rank of each query's own item when it is in the top K (ties counted against it), else 0."""
-    out = np.zeros(len(q))
-    for start in range(0, len(q), batch):
-        s = np.asarray(q[start:start + batch], dtype=np.float32) @ np.asarray(vecs, dtype=np.float32).T
-        own = s[np.arange(len(s)), pos[start:start + batch]]
-        rank = (s > own[:, None]).sum(axis=1) + (s == own[:, None]).sum(axis=1) - 1  # 0 = first
-        out[start:start + batch] = np.where(rank < K, 1.0 / (rank + 1), 0.0)
-    return out
+    """1/rank of each query's own item when it is in the top K (ties counted against it), else 0; a batch at a time."""
+    from retable.adapters.tune import positive_ranks
+
+    vecs = np.asarray(vecs, dtype=np.float32)
+    ranks = np.concatenate([positive_ranks(np.asarray(q[i:i + batch], dtype=np.float32) @ vecs.T, pos[i:i + batch])
+                            for i in range(0, len(q), batch)])
+    return np.where(ranks < K, 1.0 / (ranks + 1), 0.0)
 
 
 def lexical_reciprocal_ranks(lexical, texts: list[str], pos: np.ndarray) -> np.ndarray:
