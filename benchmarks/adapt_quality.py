@@ -40,15 +40,15 @@ def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return round(float(diff.mean()), 2), round(float(ci.low), 2), round(float(ci.high), 2)
 
 
-def adapt(name: str) -> tuple[Path, float]:
-    data, run_dir = DATASETS / name, ROOT / "runs" / f"quality-{name}"
+def adapt(name: str, tag: str, extra: list[str]) -> tuple[Path, float]:
+    data, run_dir = DATASETS / name, ROOT / "runs" / f"quality-{name}{tag}"
     start = time.perf_counter()
-    subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"), "--out", str(run_dir)], check=True)
+    subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"), "--out", str(run_dir), *extra], check=True)
     return run_dir, time.perf_counter() - start
 
 
-def run_dataset(name: str, ablation: bool) -> dict:
-    run_dir, wall = adapt(name)
+def run_dataset(name: str, ablation: bool, tag: str = "", extra: list[str] | None = None) -> dict:
+    run_dir, wall = adapt(name, tag, extra or [])
     data = DATASETS / name
     runs: dict = {}
     systems = evaluate_run(run_dir, data, runs=runs, log=lambda m: print(m, file=sys.stderr))
@@ -103,10 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+", help="names under ../shared/datasets")
     parser.add_argument("--ablation", action="store_true", help="retrain the table without each source and with other teachers")
+    parser.add_argument("--tag", default="", help="a suffix of the run folders (runs/quality-<name>-<tag>) and of the results file")
+    parser.add_argument("--adapt-args", default="", help="extra `retable adapt` options, e.g. '--encoder-backend torch'")
     args = parser.parse_args()
-    rows = [run_dataset(name, args.ablation) for name in args.datasets]
+    tag = f"-{args.tag}" if args.tag else ""
+    rows = [run_dataset(name, args.ablation, tag, args.adapt_args.split()) for name in args.datasets]
     print_tables(rows)
-    out = ROOT / "benchmarks" / "results" / "adapt_quality.json"
+    out = ROOT / "benchmarks" / "results" / f"adapt_quality{tag}.json"
     out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"\nwritten {out}")
 

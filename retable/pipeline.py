@@ -34,6 +34,7 @@ NOT_KEYED = {
     "llm_timeout": "how long a remote request may take",
     "llm_retries": "how often a failed remote request is retried",
     "concurrency": "requests in flight; replies are the same as one at a time",
+    "llm_parallel": "how the embedded model schedules its calls; replies are cached under the same keys either way, so a rerun asks nothing",
     "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
     "hard_negatives": "only the contrastive tables of `retable eval --baselines` mine them; `adapt` tunes on the teacher's candidates",
 }
@@ -75,7 +76,7 @@ def open_context(run_dir: Path, config: RunConfig, make_llm: Callable[[], LLM], 
     def make_encoder():
         from retable.adapters.encoder import Encoder
 
-        return executor.wrap_encoder(Encoder(config.encoder))
+        return executor.wrap_encoder(Encoder(config.encoder, config.encoder_backend))
 
     ctx = Context(run=RunFolder(run_dir), config=config, state=RunState(run_dir, usage, log), prompts=prompts or Prompts(), make_client=make_client,
                   make_encoder=make_encoder, executor=executor, log=log, description=description, corpus=corpus, probe=probe)

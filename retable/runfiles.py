@@ -158,7 +158,10 @@ class RunFolder:
             atomic_write_text(self.path(PROMPTS_DIR), str(Path(folder).resolve()) + "\n")
 
     def config_json(self) -> dict:
-        return json.loads(self.path(CONFIG).read_text())
+        data = json.loads(self.path(CONFIG).read_text())
+        if isinstance(data, dict):
+            data.setdefault("encoder_backend", "torch")  # a run from before the onnx-int8 path was encoded by torch
+        return data
 
     def write_config(self, config: BaseModel) -> None:
         write_json(self.path(CONFIG), config.model_dump())

@@ -33,6 +33,7 @@ def test_adapter_folder_holds_no_pickle(run_dir):
     assert all(not p.read_bytes().startswith(b"\x80") for p in (run_dir / "adapter" / "bm25").iterdir())  # no pickle protocol header
     meta = json.loads((run_dir / "adapter" / "adapter.json").read_text())
     assert meta["table_kind"] == "residual" and meta["encoder"] == "all-MiniLM-L6-v2" and len(meta["encoder_checksum"]) == 64
+    assert meta["encoder_variant"] == "onnx-int8"  # the default path made its codes, and the adapter says so
 
 
 def test_search_finds_an_item_by_its_own_text_and_add_needs_no_retraining(run_dir):
@@ -53,6 +54,22 @@ def test_an_adapter_for_another_encoder_is_refused(run_dir, tmp_path, field, val
     meta[field] = value
     (copy / "adapter.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match=message):
+        retable.load_adapter(copy)
+
+
+def test_an_adapter_is_served_by_the_encoder_path_that_made_it_and_refuses_another(run_dir, tmp_path):
+    assert retable.load_adapter(run_dir).encoder.variant == "onnx-int8"
+    with pytest.raises(UserError, match="made with the onnx-int8 encoder path; this encoder runs torch"):
+        retable.load_adapter(run_dir, encoder_backend="torch")
+    copy = tmp_path / "adapter"
+    shutil.copytree(run_dir / "adapter", copy)
+    meta = json.loads((copy / "adapter.json").read_text())
+    del meta["encoder_variant"]  # an adapter from before the onnx-int8 path: torch made it, torch serves it
+    (copy / "adapter.json").write_text(json.dumps(meta))
+    assert retable.load_adapter(copy).encoder.variant == "torch"
+    meta["encoder_variant"] = "gpu-fp8"
+    (copy / "adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="unknown encoder path 'gpu-fp8'"):
         retable.load_adapter(copy)
 
 

@@ -78,6 +78,9 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         "unreachable --base-url": ["adapt", good, "--llm", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", out],
         "adapter built for other encoder weights": ["search", str(tmp / "checksum-adapter"), "query"],
         "adapter built for an encoder of another dimension": ["search", str(tmp / "dim-adapter"), "query"],
+        "adapter that names an unknown encoder path": ["search", str(tmp / "variant-adapter"), "query"],
+        "unknown --encoder-backend": ["adapt", good, "--encoder-backend", "cuda"],
+        "--llm-parallel 0": ["adapt", good, "--llm-parallel", "0"],
         "eval of a folder without an adapter": ["eval", str(tmp), "--dataset", str(tmp)],
         "eval with a --dataset that is not a BEIR folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "nope")],
         "--holdout-formats not among --formats": ["adapt", good, "--holdout-formats", "claim"],
@@ -143,6 +146,7 @@ def cases(tmp_path_factory):
     run = tmp / "built"
     run_adapt(DESCRIPTION, run, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=2), FakeLLM(Responder()), log=lambda m: None)
     for name, field, value in (("checksum-adapter", "encoder_checksum", "0" * 64), ("dim-adapter", "encoder_dim", 768),
+                               ("variant-adapter", "encoder_variant", "gpu-fp8"),
                                ("pickle-encoder-adapter", "encoder", str(_pickled_encoder(tmp / "pickle-encoder")))):
         shutil.copytree(run / "adapter", tmp / name)
         meta = json.loads((tmp / name / "adapter.json").read_text())

@@ -1,7 +1,7 @@
 """The per-domain adapter folder and the index built on it.
 
     adapter/
-      adapter.json        encoder id + weight checksum + dim, quantizer and table kind, M, K, version
+      adapter.json        encoder id + weight checksum + dim + the path that ran it (encoder_variant), quantizer and table kind, M, K, version
       quantizer.faiss     faiss' own serialisation (no pickle)
       table.safetensors   the tuned table (and collision residuals)
       codes.npy           (n_items, M) codes, uint8 when K <= 256
@@ -23,6 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
+from retable.adapters.onnx_encoder import TORCH
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import CodeTable
 from retable.config import default
@@ -36,7 +37,7 @@ FORMAT_VERSION = 2
 HYBRID_DEPTH = 100  # each retriever's top this many are fused
 
 
-def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, quantizer: Quantizer, table: CodeTable,
+def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, encoder_variant: str, quantizer: Quantizer, table: CodeTable,
                   codes: np.ndarray, item_ids: list[str], item_emb: np.ndarray, extra: dict | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     quantizer.save(folder / ADAPTER_QUANTIZER)
@@ -49,6 +50,7 @@ def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, qua
         "format_version": FORMAT_VERSION,
         "encoder": encoder_name,
         "encoder_checksum": encoder_checksum,
+        "encoder_variant": encoder_variant,
         "encoder_dim": int(item_emb.shape[1]),
         "quantizer": quantizer.kind,
         "table_kind": table.kind,
@@ -93,6 +95,7 @@ class Adapter:
         self.table = check.read_table(folder / ADAPTER_TABLE, self.meta, self.quantizer)
         self.item_ids: list[str] = check.read_item_ids(folder / ADAPTER_IDS, self.meta)
         self.codes = check.read_codes(folder / ADAPTER_CODES, self.meta, self.quantizer)
+        self.variant: str = self.meta.get("encoder_variant", TORCH)  # adapters from before the onnx-int8 path were made by torch
         self._row = {item_id: i for i, item_id in enumerate(self.item_ids)}
 
     def item_vectors(self, emb: np.ndarray, ids: list[str] | None = None, codes: np.ndarray | None = None) -> np.ndarray:
@@ -113,6 +116,9 @@ class Adapter:
         m = self.meta
         if encoder.dim != m["encoder_dim"]:
             raise UserError(f"adapter {self.folder} was built for a {m['encoder_dim']}-dim encoder ({m['encoder']}); {encoder.name} gives {encoder.dim} dims — load the encoder it was built with")
+        if encoder.variant != self.variant:
+            raise UserError(f"adapter {self.folder} was made with the {self.variant} encoder path; this encoder runs {encoder.variant} — their vectors differ: "
+                            f"load it with encoder_backend={self.variant!r}")
         if encoder.checksum() != m["encoder_checksum"]:
             raise UserError(f"adapter {self.folder} was built for other weights of {m['encoder']} (checksum {m['encoder_checksum'][:12]}…) — load that encoder or rebuild the adapter")
 
@@ -200,8 +206,9 @@ def _read_lexical(folder: Path, n_items: int):
     return lexical
 
 
-def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None) -> AdapterIndex:
-    """Open an adapter folder (or a run folder holding adapter/, or indexed/adapter/ once indexed) with its encoder, checked by checksum;
+def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None, encoder_backend: str | None = None) -> AdapterIndex:
+    """Open an adapter folder (or a run folder holding adapter/, or indexed/adapter/ once indexed) with its encoder, checked by checksum
+    and by the encoder path that made its codes (`encoder_backend`: that one when None; another is refused);
     search is exact up to `ann_threshold` items (RunConfig's default when None)."""
     from retable.adapters.encoder import Encoder
 
@@ -211,4 +218,4 @@ def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: in
 
         folder = RunFolder(folder).shipped_adapter()
     adapter = Adapter(folder)
-    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"]), ann_threshold)
+    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), ann_threshold)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retable.adapters.onnx_encoder import BACKENDS, TORCH
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import KINDS, CodeTable, load_table
 from retable.errors import UserError
@@ -37,6 +38,8 @@ def read_meta(path: Path, version: int) -> dict:
             raise _bad(path, f"lacks {key!r} (a {typ.__name__})")
     if meta["table_kind"] not in KINDS:
         raise _bad(path, f"names an unknown table kind {meta['table_kind']!r}")
+    if meta.get("encoder_variant", TORCH) not in BACKENDS:
+        raise _bad(path, f"names an unknown encoder path {meta['encoder_variant']!r}")
     return meta
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH
 from retable.errors import UserError
 
 # names served by PyPI packages that ship the model files
@@ -30,9 +31,11 @@ def resolve_encoder_path(name: str) -> Path:
 
 
 class Encoder:
-    """Wraps a SentenceTransformer; `encode` returns L2-normalised float32 rows. Never trained."""
+    """Wraps a SentenceTransformer; `encode` returns L2-normalised float32 rows. Never trained.
+    `backend`: onnx-int8 (the default: ONNX Runtime, int8 weights, exported from these weights at first use)
+    or torch; `variant` names the one that makes the vectors, and adapters record it."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, backend: str = ONNX_INT8):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -40,7 +43,10 @@ class Encoder:
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing useful
 
+        if backend not in BACKENDS:
+            raise UserError(f"unknown encoder backend {backend!r} — use one of {list(BACKENDS)}")
         self.name = name
+        self._fast = None
         self.path = resolve_encoder_path(name)
         try:
             self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
@@ -52,13 +58,33 @@ class Encoder:
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if backend == ONNX_INT8:
+            from retable.adapters.onnx_encoder import check_structure
+
+            check_structure(self.model)
+        self.variant = backend
         self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.variant == ONNX_INT8:
+            return self._onnx().encode(texts, progress=progress)
         out = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _onnx(self):
+        if self._fast is None:
+            import torch
+
+            from retable.adapters.onnx_encoder import OnnxEncoder
+
+            self._fast = OnnxEncoder(self.model, self.checksum(), self.dim, threads=torch.get_num_threads())
+        return self._fast
+
+    def identity(self) -> str:
+        """What decides the vectors: the weights and the variant that runs them (keys the corpus caches)."""
+        return self.checksum() if self.variant == TORCH else f"{self.checksum()}:{self.variant}"
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())

@@ -36,7 +36,7 @@ def _embed(parent: RunFolder):
     """Encode the real items, or take `retable eval`'s embeddings of the same file from the parent's cache."""
 
     def run(ctx: Context) -> None:
-        cache = parent.corpus_cache(ctx.corpus, ctx.encoder.checksum())
+        cache = parent.corpus_cache(ctx.corpus, ctx.encoder.identity())
         if cache.is_file() and len(read_npy(cache)) == _lines(ctx.run.path(ITEMS)):
             shutil.copyfile(cache, ctx.run.path(ITEM_EMB))
             return
@@ -44,7 +44,7 @@ def _embed(parent: RunFolder):
         cache.parent.mkdir(exist_ok=True)
         shutil.copyfile(ctx.run.path(ITEM_EMB), cache)
 
-    return Stage("embed_items", run, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder",))
+    return Stage("embed_items", run, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder", "encoder_backend"))
 
 
 def _no_llm_pairs(ctx: Context) -> None:
@@ -57,7 +57,7 @@ def _no_llm_pairs(ctx: Context) -> None:
     write_records(ctx.run.path(DROPPED), [])
 
 
-NO_LLM_PAIRS = Stage("no_llm_pairs", _no_llm_pairs, writes=(QUERIES, QUERY_EMB, KEPT, DROPPED), config=("encoder",))
+NO_LLM_PAIRS = Stage("no_llm_pairs", _no_llm_pairs, writes=(QUERIES, QUERY_EMB, KEPT, DROPPED), config=("encoder", "encoder_backend"))
 
 
 def _kept(parent: RunFolder) -> list[Stage]:
@@ -82,7 +82,7 @@ def _kept(parent: RunFolder) -> list[Stage]:
         adapter, items = Adapter(src), ctx.run.items()
         t = adapter.table
         t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
-        write_adapter(ctx.run.path(ADAPTER), encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"],
+        write_adapter(ctx.run.path(ADAPTER), encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
                       quantizer=adapter.quantizer, table=t, codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
                       extra={"hybrid_weight": ctx.run.teacher().weight})
         Lexical.build([it.encode_text() for it in items]).save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))

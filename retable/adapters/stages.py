@@ -60,7 +60,7 @@ def _tune(ctx: Context) -> None:
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
         t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
                            progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
-    write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, quantizer=quantizer, table=t.table, codes=codes,
+    write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table, codes=codes,
                   item_ids=[it.id for it in items], item_emb=item_emb, extra={"hybrid_weight": teacher.weight})
     Lexical.build([it.encode_text() for it in items]).save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
     r = t.result
@@ -77,5 +77,5 @@ TUNE_STAGE = Stage(
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),
-    config=("encoder", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size",
+    config=("encoder", "encoder_backend", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size",
             "val_fraction", "test_fraction"))

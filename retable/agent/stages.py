@@ -71,14 +71,14 @@ QUERIES_STAGE = Stage("queries", _queries, writes=(QUERIES,), reads=(BRIEF, ITEM
 def _embed_items(ctx: Context) -> None:
     encode_to_npy(ctx.encoder, [it.encode_text() for it in _first_items(ctx)], ctx.run.path(ITEM_EMB))
     if ctx.corpus is not None:  # `retable eval` on the same corpus file reuses these
-        cached = ctx.run.corpus_cache(ctx.corpus, ctx.encoder.checksum())
+        cached = ctx.run.corpus_cache(ctx.corpus, ctx.encoder.identity())
         cached.parent.mkdir(exist_ok=True)
         shutil.copyfile(ctx.run.path(ITEM_EMB), cached)
 
 
-EMBED_ITEMS = Stage("embed_items", _embed_items, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder",))
+EMBED_ITEMS = Stage("embed_items", _embed_items, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder", "encoder_backend"))
 EMBED_QUERIES = Stage("embed_queries", lambda ctx: ctx.run.write_query_emb(ctx.encoder.encode([q.text for q in ctx.run.first_queries()])),
-                      writes=(QUERY_EMB,), reads=(QUERIES,), config=("encoder",))
+                      writes=(QUERY_EMB,), reads=(QUERIES,), config=("encoder", "encoder_backend"))
 
 
 def _rounds(ctx: Context) -> None:
@@ -92,7 +92,7 @@ def _rounds(ctx: Context) -> None:
 
 ROUNDS_STAGE = Stage(
     "rounds", _rounds, writes=(KEPT, DROPPED, *ROUND_FILES), reads=(BRIEF, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB), version=ROUNDS_VERSION,
-    config=(*LLM_FIELDS, "encoder", "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items", "round_queries",
+    config=(*LLM_FIELDS, "encoder", "encoder_backend", "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items", "round_queries",
             "budget_tokens", "filter_top_k", "ann_threshold", "audit.domain_seed_share", "audit.domain_ratio"),
     prompts=("items", "queries"), inputs=_description)
 

@@ -40,7 +40,7 @@ def table_system(kind: str, rp: RunPairs, adapter: Adapter, corpus_ids: list[str
     train, val = space.pairs(rp.splits["train"], rp.q_row, rp.i_row), space.pairs(rp.splits["val"], rp.q_row, rp.i_row)
     table, result, _ = train_kind(kind, quantizer, space, train, val, rp.config, collision_limit=rp.config.collision_residuals)
     with tempfile.TemporaryDirectory() as tmp:
-        write_adapter(Path(tmp), encoder_name=rp.config.encoder, encoder_checksum=adapter.meta["encoder_checksum"], quantizer=quantizer,
+        write_adapter(Path(tmp), encoder_name=rp.config.encoder, encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant, quantizer=quantizer,
                       table=table, codes=space.codes, item_ids=[it.id for it in rp.items], item_emb=rp.item_emb)
         trained = Adapter(Path(tmp))
         size = artifact_bytes(Path(tmp))

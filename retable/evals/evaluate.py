@@ -37,9 +37,9 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         same = record is not None and record["corpus_sha256"] == sha256_file(corpus_file)  # indexed as the user chose: kept or refit codes
         index_run(run_dir, corpus_file, keep_codes=same and record["codes"] == "kept", log=log)
         adapter = Adapter(run.shipped_adapter())
-    encoder = Encoder(adapter.meta["encoder"])
+    encoder = Encoder(adapter.meta["encoder"], adapter.variant)
     adapter.check_encoder(encoder)
-    cache = run.corpus_cache(dataset / "corpus.jsonl", adapter.meta["encoder_checksum"])
+    cache = run.corpus_cache(dataset / "corpus.jsonl", encoder.identity())
     if cache.is_file():
         item_emb = read_npy(cache)
     else:

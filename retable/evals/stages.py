@@ -35,7 +35,7 @@ AUDIT_STAGE = Stage(
     "audit", _audit, writes=(AUDIT,), version=SCHEMA_VERSION,
     reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE, f"{ADAPTER}/{ADAPTER_TABLE}",
            f"{ADAPTER}/{ADAPTER_CODES}", PSEUDO, f"{INDEXED}/index.json", f"{INDEXED}/{ADAPTER}/{ADAPTER_TABLE}"),
-    config=("seed", "val_fraction", "test_fraction", "encoder", "filter_top_k", "holdout_formats", "price_per_million_tokens", "audit"),
+    config=("seed", "val_fraction", "test_fraction", "encoder", "encoder_backend", "filter_top_k", "holdout_formats", "price_per_million_tokens", "audit"),
     inputs=lambda ctx: [None if ctx.probe is None else str(ctx.probe)])
 
 

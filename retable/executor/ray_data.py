@@ -92,11 +92,12 @@ class _Encode:
     no constructor argument has to live in Ray's object store)."""
 
     encoder_name = ""
+    encoder_backend = ""
 
     def __init__(self):
         from retable.adapters.encoder import Encoder
 
-        self.encoder = Encoder(self.encoder_name)
+        self.encoder = Encoder(self.encoder_name, self.encoder_backend)
 
     def __call__(self, batch: dict) -> dict:
         return {"id": batch["id"], "emb": self.encoder.encode([str(t) for t in batch["text"]])}
@@ -179,12 +180,12 @@ class RayExecutor:
                 errors[i] = error
             bar.update(1)
 
-    def encode(self, encoder_name: str, texts: list[str], dim: int, progress: bool = False) -> np.ndarray:
+    def encode(self, encoder_name: str, encoder_backend: str, texts: list[str], dim: int, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
         ds = self.ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)])
         actors = min(self.cpus(), max(1, len(texts) // ENCODE_BATCH))
-        actor = type("Encode", (_Encode,), {"encoder_name": encoder_name})
+        actor = type("Encode", (_Encode,), {"encoder_name": encoder_name, "encoder_backend": encoder_backend})
         out = ds.map_batches(actor, batch_size=ENCODE_BATCH, num_cpus=1,
                              compute=self.ray.data.ActorPoolStrategy(size=actors))
         emb = np.zeros((len(texts), dim), dtype=np.float32)
@@ -221,7 +222,7 @@ class RayEncoder:
         self._local, self._executor = local, executor
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return self._executor.encode(self._local.name, list(texts), self._local.dim, progress=progress)
+        return self._executor.encode(self._local.name, self._local.variant, list(texts), self._local.dim, progress=progress)
 
     def __getattr__(self, name: str):
         return getattr(self._local, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from retable.llm.base import LLM, Message, Reply
@@ -76,18 +77,24 @@ class EmbeddedLLM(LLM):
     backend = "embedded"
     supports_schema = True
 
-    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None):
+    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None, parallel: int = 1):
         super().__init__(model or DEFAULT_EMBEDDED)
         self.path = embedded_model_path(self.model)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.parallel = parallel
+        if parallel > 1:  # the client keeps `parallel` calls in flight; one engine decodes them together
+            self.parallel_safe, self.max_in_flight = True, parallel
         self._llama = None
+        self._engine = None
+        self._engine_lock = threading.Lock()
 
     def __getstate__(self) -> dict:  # a Ray worker loads its own copy of the model
-        return {**self.__dict__, "_llama": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_llama", "_engine", "_engine_lock")} | {"_llama": None, "_engine": None}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._engine_lock = threading.Lock()
         self._worker_copy = True  # unpickled in a worker: share one loaded model with the process's later tasks
 
     def _load(self):
@@ -106,7 +113,17 @@ class EmbeddedLLM(LLM):
                     _WORKER_MODELS[key] = self._llama
         return self._llama
 
+    def _batched(self):
+        with self._engine_lock:
+            if self._engine is None:
+                from retable.llm.batched import BatchedEngine
+
+                self._engine = BatchedEngine(self._load(), self.parallel, self.n_ctx, self.n_threads or os.cpu_count() or 1)
+            return self._engine
+
     def generate(self, messages: list[Message], schema: dict, *, temperature: float, max_tokens: int, seed: int) -> Reply:
+        if self.parallel > 1:
+            return self._batched().generate(messages, schema, temperature=temperature, max_tokens=max_tokens, seed=seed)
         out = self._load().create_chat_completion(
             messages=messages,
             response_format={"type": "json_object", "schema": schema},

@@ -23,7 +23,7 @@ def _pseudo(ctx: Context) -> None:
     ctx.run.write_pseudo(queries, ctx.encoder.encode([q.text for q in queries], progress=len(queries) > 2000))
 
 
-PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS), config=("seed", "encoder", "pseudo_formats"))
+PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS), config=("seed", "encoder", "encoder_backend", "pseudo_formats"))
 
 
 def _choose(ctx: Context, cands_for, item_row: dict[str, int]) -> tuple[float, str, int, dict[str, float]]:
