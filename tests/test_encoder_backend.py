@@ -37,6 +37,9 @@ def test_the_export_is_cached_and_reused(encoder, tmp_path, monkeypatch):
     fresh = Encoder("all-MiniLM-L6-v2")
     np.testing.assert_allclose(fresh.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)  # the same recipe made again gives the same vectors
     assert not list((tmp_path / "cache" / "retable" / "encoders").glob(".export-*"))  # nothing half-written is left
+    fresh._onnx().path.write_bytes(b"not an onnx file")  # a damaged cache: one line that says what to delete
+    with pytest.raises(UserError, match="does not load .* delete .* and it is made again"):
+        Encoder("all-MiniLM-L6-v2").encode(TEXTS)
 
 
 def test_an_unknown_backend_and_an_unsupported_model_are_one_line_errors(torch_encoder):

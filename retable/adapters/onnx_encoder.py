@@ -2,7 +2,7 @@
 ONNX (torch.onnx), its BERT blocks fused by onnxruntime's transformer optimizer, its weights quantized to
 int8 (onnxruntime dynamic quantization), run by ONNX Runtime. Made once per model, library version and
 recipe into the user cache; nothing is downloaded. The pooling and normalization are the model's own
-(mean or CLS, then L2), read from its sentence-transformers modules."""
+(mean or CLS), read from its sentence-transformers modules, then L2 like the torch path."""
 
 from __future__ import annotations
 
@@ -105,7 +105,6 @@ class OnnxEncoder:
 
         self.st, self.dim = st, dim
         self.pooling = check_structure(st)
-        self.normalize = len(st) > 2
         self.max_length = st.max_seq_length
         self.tokenizer = st[0].tokenizer
         key = fingerprint([weights_checksum, ort.__version__, EXPORT_VERSION, ONNX_INT8])[:16]
@@ -117,7 +116,10 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a damaged file
+            raise UserError(f"the cached encoder {path} does not load ({str(exc).splitlines()[0][:120]}) — delete {folder} and it is made again") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
 
@@ -128,7 +130,10 @@ class OnnxEncoder:
         except OSError as exc:
             raise UserError(f"cannot write the encoder cache {folder.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder, or use --encoder-backend torch") from None
         try:
-            _export(self.st, tmp)
+            try:
+                _export(self.st, tmp)
+            except Exception as exc:  # torch.onnx / onnxruntime raise their own types for a model they cannot take
+                raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend torch") from None
             self._check(tmp / "model.onnx")
             try:
                 os.replace(tmp, folder)  # atomic: another process may have finished first, then its copy stays
@@ -144,7 +149,7 @@ class OnnxEncoder:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         ours = self._run(session, [i.name for i in session.get_inputs()], CHECK_TEXTS)
         theirs = self.st.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-        cos = float(np.min(np.sum(ours * theirs, axis=1) / np.linalg.norm(theirs, axis=1)))
+        cos = float(np.min(np.sum(ours * theirs, axis=1)))
         if cos < MIN_COSINE:
             raise UserError(f"the {ONNX_INT8} export of this encoder differs from torch (cosine {cos:.3f} < {MIN_COSINE}) — use --encoder-backend torch")
 
@@ -157,8 +162,7 @@ class OnnxEncoder:
         else:
             mask = feed["attention_mask"][..., None].astype(np.float32)
             out = (tokens * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
-        if self.normalize:
-            out = out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        out = out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)  # L2 rows, as Encoder.encode promises on either path
         return out.astype(np.float32)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
