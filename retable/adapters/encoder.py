@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH
+from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH, check_structure
 from retable.errors import UserError
 
 # names served by PyPI packages that ship the model files
@@ -59,9 +59,7 @@ class Encoder:
         for p in self.model.parameters():
             p.requires_grad_(False)
         if backend == ONNX_INT8:
-            from retable.adapters.onnx_encoder import check_structure
-
-            check_structure(self.model)
+            check_structure(self.model)  # a model this path cannot run fails here, before any work
         self.variant = backend
         self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
 

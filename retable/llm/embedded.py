@@ -90,7 +90,7 @@ class EmbeddedLLM(LLM):
         self._engine_lock = threading.Lock()
 
     def __getstate__(self) -> dict:  # a Ray worker loads its own copy of the model
-        return {k: v for k, v in self.__dict__.items() if k not in ("_llama", "_engine", "_engine_lock")} | {"_llama": None, "_engine": None}
+        return {**self.__dict__, "_llama": None, "_engine": None, "_engine_lock": None}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
