@@ -58,7 +58,9 @@ def prepare_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            raise UserError(f"--out {str(run_dir)[:60]}… has a name longer than this file system allows (255 bytes a name) — choose a shorter --out") from None
+            long = next((part for part in run_dir.parts if len(part.encode()) > 255), run_dir.name)
+            raise UserError(f"--out has a name of {len(long.encode())} bytes ({long[:24]}…), longer than this file system allows "
+                            "(255 bytes a name) — choose a shorter --out") from None
         raise UserError(f"cannot write the run folder {run_dir} ({exc.strerror}) — choose a writable --out") from None
 
 
