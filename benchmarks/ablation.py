@@ -1,10 +1,11 @@
 """What each training-signal source and the teacher add: the run's table retrained (same splits and
 settings) without one source, or with another teacher, and measured on the collection's real queries.
-Used by adapt_quality.py --ablation."""
+Used by adapt_quality.py --ablation; `RetrainSetup` is shared with tune_probes.py."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,54 @@ from retable.files import read_npy
 from retable.runfiles import QUANTIZER, Labels, RunFolder
 from retable.teacher.fusion import Candidates
 from retable.teacher.lexical import Lexical
-from retable.teacher.stages import candidates
+
+
+@dataclass
+class RetrainSetup:
+    """A finished run's training inputs, and the collection's real queries to measure a retrained table on."""
+
+    run: RunFolder
+    config: RunConfig
+    labels: Labels
+    label_emb: np.ndarray
+    quantizer: Quantizer
+    item_emb: np.ndarray
+    codes: np.ndarray
+    where: np.ndarray  # each item row's split
+    teacher_weight: float
+    _eval: dict
+
+    @classmethod
+    def load(cls, run_dir: Path, data: Path) -> "RetrainSetup":
+        from retable.adapters.encoder import Encoder
+
+        run = RunFolder(run_dir)
+        config = RunConfig(**run.config_json())
+        items, labels = run.items(), run.teacher_labels()
+        quantizer = Quantizer.load(run.path(QUANTIZER))
+        where = item_splits([it.id for it in items], split_by_item(run.kept(), config.val_fraction, config.test_fraction, config.seed),
+                            config.val_fraction, config.seed)
+        corpus, queries, qrels = load_beir(data, log=lambda m: None)
+        encoder = Encoder(config.encoder, config.encoder_backend)
+        emb = read_npy(run.corpus_cache(data / "corpus.jsonl", encoder.identity()))
+        qids, ids = sorted(queries), [it.id for it in corpus]
+        q_emb = encoder.encode([queries[i] for i in qids])
+        row = {it.id: i for i, it in enumerate(items)}
+        ev = {"qids": qids, "ids": ids, "judged": {i: qrels[i] for i in qids},
+              "lexical": Lexical.build([it.encode_text() for it in corpus]).top([queries[i] for i in qids], 100),
+              "codes": quantizer.codes(emb), "emb": quantizer.rotate(emb), "q": quantizer.rotate(q_emb), "qcodes": quantizer.codes(q_emb),
+              "item_rows": np.array([row.get(i, len(items)) for i in ids])}  # the run's items keep their collision residuals
+        return cls(run, config, labels, label_embeddings(run, labels.query_ids), quantizer, run.item_emb(), run.codes(), where,
+                   run.teacher().weight, ev)
+
+    def measure(self, table) -> dict[str, float]:
+        """nDCG@10 ×100 of the table alone and fused with BM25 at the run's teacher weight, on the real queries."""
+        ev = self._eval
+        vecs, qv = table.item_vectors(ev["codes"], ev["emb"], ev["item_rows"]), table.query_vectors(ev["q"], ev["qcodes"])
+        dense = search(vecs, qv, 100)
+        hybrid = Candidates.build(dense, ev["lexical"], vecs, qv).ranked(self.teacher_weight, 100)
+        return {"adapted": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *dense))["ndcg@10"] * 100, 2),
+                "adapted_hybrid": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *hybrid))["ndcg@10"] * 100, 2)}
 
 
 def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
@@ -32,41 +80,20 @@ def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
 
 
 def ablate(run_dir: Path, data: Path) -> dict[str, dict]:
-    from retable.adapters.encoder import Encoder
+    from retable.teacher.stages import candidates
 
-    run = RunFolder(run_dir)
-    config = RunConfig(**run.config_json())
-    items, labels, teacher = run.items(), run.teacher_labels(), run.teacher()
-    quantizer, item_emb, codes = Quantizer.load(run.path(QUANTIZER)), run.item_emb(), run.codes()
-    where = item_splits([it.id for it in items], split_by_item(run.kept(), config.val_fraction, config.test_fraction, config.seed),
-                        config.val_fraction, config.seed)
-    label_emb = label_embeddings(run, labels.query_ids)
-    texts = {p.query_id: p.query for p in run.kept()} | {q.id: q.text for q in run.pseudo_queries()}
-    lexical = Lexical.build([it.encode_text() for it in items])
-    label_cands = candidates(lexical, item_emb, [texts[i] for i in labels.query_ids], label_emb, config.teacher_candidates)
-
-    corpus, queries, qrels = load_beir(data, log=lambda m: None)
-    encoder = Encoder(config.encoder)
-    emb = read_npy(run.corpus_cache(data / "corpus.jsonl", encoder.checksum()))
-    qids = sorted(queries)
-    q_emb, judged, ids = encoder.encode([queries[i] for i in qids]), {i: qrels[i] for i in qids}, [it.id for it in corpus]
-    eval_lexical = Lexical.build([it.encode_text() for it in corpus]).top([queries[i] for i in qids], 100)
-    ecodes, eemb, eq, eqcodes = quantizer.codes(emb), quantizer.rotate(emb), quantizer.rotate(q_emb), quantizer.codes(q_emb)
-
-    row = {it.id: i for i, it in enumerate(items)}
-    item_rows = np.array([row.get(i, len(items)) for i in ids])  # the run's items keep their collision residuals
+    s = RetrainSetup.load(run_dir, data)
+    config, labels = s.config, s.labels
+    texts = {p.query_id: p.query for p in s.run.kept()} | {q.id: q.text for q in s.run.pseudo_queries()}
+    lexical = Lexical.build([it.encode_text() for it in s.run.items()])
+    label_cands = candidates(lexical, s.item_emb, [texts[i] for i in labels.query_ids], s.label_emb, config.teacher_candidates)
     out = {}
     for name, (exclude, weight) in _variants(config).items():
         lab = labels
         if weight is not None:
             scores, cand_rows = label_cands.ranked(weight, config.teacher_candidates)
             lab = Labels(query_ids=labels.query_ids, formats=labels.formats, pos=labels.pos, rows=cand_rows, scores=scores)
-        t = tune_on_labels(config, quantizer, codes, item_emb, lab, label_emb, where, exclude)
-        vecs, qv = t.table.item_vectors(ecodes, eemb, item_rows), t.table.query_vectors(eq, eqcodes)
-        dense = search(vecs, qv, 100)
-        hybrid = Candidates.build(dense, eval_lexical, vecs, qv).ranked(teacher.weight, 100)
-        out[name] = {"adapted": round(evaluate(judged, to_run(qids, ids, *dense))["ndcg@10"] * 100, 2),
-                     "adapted_hybrid": round(evaluate(judged, to_run(qids, ids, *hybrid))["ndcg@10"] * 100, 2),
-                     "best_epoch": t.result.best_epoch, "train_queries": t.train_queries}
+        t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, s.label_emb, s.where, exclude)
+        out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries}
         print(name, json.dumps(out[name]), flush=True)
     return out

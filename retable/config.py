@@ -14,7 +14,7 @@ from retable.thresholds import AuditThresholds
 QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
 TABLE_KINDS = ("pq_residual", "pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
 QUANTIZER_KINDS = ("pq", "opq")
-PSEUDO_FORMATS = ("title", "lead", "keyphrase", "span")  # agent/pseudo.py writes one of each per item
+PSEUDO_FORMATS = ("title", "lead", "last", "keyphrase", "span")  # agent/pseudo.py writes one of each per item
 
 
 class Endpoint(BaseModel):

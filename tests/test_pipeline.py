@@ -49,7 +49,7 @@ def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
     tune = json.loads((run_dir / "tune.json").read_text())
     rank = 32  # the default pq_residual table: M·K·r corrections and an r×d projection
     assert audit["tuned"]["table_parameters"] == 48 * audit["tuned"]["pq_k"] * rank + rank * 384 + 384 * tune["collision_residuals"]
-    assert tune["table_kind"] == "pq_residual" and set(tune["train_queries_by_format"]) <= {"keyword", "question", "title", "lead", "keyphrase", "span"}
+    assert tune["table_kind"] == "pq_residual" and set(tune["train_queries_by_format"]) <= {"keyword", "question", "title", "lead", "last", "keyphrase", "span"}
     kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
     assert kept and all(p.found_by in ("dense", "bm25", "both") for p in kept)
     assert 0 <= audit["codebook"]["collision_rate"] <= 1

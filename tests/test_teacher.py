@@ -28,15 +28,24 @@ ITEMS = [
 
 def test_pseudo_queries_label_their_source_and_repeat_per_seed():
     qs = pseudo_queries(ITEMS, seed=3)
-    assert {q.format for q in qs} == {"title", "lead", "keyphrase", "span"}
+    assert {q.format for q in qs} == {"title", "lead", "last", "keyphrase", "span"}
     assert not [q for q in qs if q.item_id == "b" and q.format == "title"]  # no title, no title query
     assert all(q.id == f"p-{q.format}-{q.item_id}" for q in qs)
     lead = {q.item_id: q.text for q in qs if q.format == "lead"}
     assert lead["a"] == "Statin users had lower breast cancer mortality."
+    last = {q.item_id: q.text for q in qs if q.format == "last"}
+    assert last["c"] == "Fiber intake mattered more than the strain itself in this trial."
     assert [q.text for q in qs] == [q.text for q in pseudo_queries(ITEMS, seed=3)]
     spans = {q.item_id: q.text for q in qs if q.format == "span"}
     assert all(spans[i] in it.text for i, it in zip("abc", ITEMS))
     assert [q.format for q in pseudo_queries(ITEMS, seed=3, formats=("keyphrase",))] == ["keyphrase"] * 3
+
+
+def test_last_takes_the_last_words_of_a_text_without_sentence_ends():
+    words = [f"term{i}" for i in range(30)]
+    items = [Item(id="long", text=" ".join(words)), Item(id="short", text=" ".join(words[:12]))]
+    last = {q.item_id: q.text for q in pseudo_queries(items, seed=0, formats=("last",))}
+    assert last == {"long": " ".join(words[10:])}  # a text of 20 words or fewer is all `lead` already
 
 
 def test_keyphrases_prefer_words_only_their_item_has():

@@ -2,6 +2,8 @@
 
 - `title`: the title of an item that has a body too;
 - `lead`: the body's first sentence, cut to 20 words;
+- `last`: the body's last sentence, cut to 20 words (where abstracts state their finding); in a text with
+  no sentence ends, its last 20 words;
 - `keyphrase`: the item's five most distinctive words (tf·idf over the items), in text order;
 - `span`: a random run of 5–12 words from the body after its first sentence.
 
@@ -9,8 +11,8 @@ They cost no LLM call, so every item of a corpus gets some; the teacher labels t
 
 >>> from retable.records import Item
 >>> qs = pseudo_queries([Item(id="a", title="Statins and breast cancer", text="Statins lower mortality. They were studied in Finland.")], seed=1)
->>> [(q.format, q.text) for q in qs][:2]
-[('title', 'Statins and breast cancer'), ('lead', 'Statins lower mortality.')]
+>>> [(q.format, q.text) for q in qs][:3]
+[('title', 'Statins and breast cancer'), ('lead', 'Statins lower mortality.'), ('last', 'They were studied in Finland.')]
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ def _keyphrase(text: str, df: Counter, n_items: int, stop: frozenset[str]) -> st
     return " ".join(seen)
 
 
+def _last(lead: str, rest: str) -> str:
+    if rest.strip():
+        return " ".join(_SENTENCE_END.split(rest.strip())[-1].split()[:LEAD_WORDS])
+    words = lead.split()  # no sentence ends: the whole text is its "first sentence"
+    return " ".join(words[-LEAD_WORDS:]) if len(words) > LEAD_WORDS else ""
+
+
 def _span(text: str, rng: np.random.Generator) -> str:
     words = text.split()
     lo, hi = SPAN_WORDS
@@ -84,6 +93,7 @@ def pseudo_queries(items: list[Item], seed: int, formats: tuple[str, ...] = PSEU
         texts = {
             "title": it.title.strip() if it.title.strip() and it.text.strip() else "",
             "lead": " ".join(lead.split()[:LEAD_WORDS]),
+            "last": _last(lead, rest),
             "keyphrase": _keyphrase(it.encode_text(), df, len(items), stop),
             "span": _span(rest or it.text, _rng(it.id, seed)),
         }

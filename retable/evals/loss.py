@@ -1,5 +1,5 @@
 """The `loss` check's evidence: is the adapter that ships worse than the frozen encoder used flat, the
-system a user runs without retable? Read on the pseudo-queries (title, lead, keyphrase, span) of the
+system a user runs without retable? Read on the pseudo-queries (title, lead, last, keyphrase, span) of the
 items `tune` never trained on (teaching.CHECK_FRACTION of them, plus the LLM test split's items),
 each labelled with the item it was cut from. Over the real items once `retable index` ran (or in corpus
 mode); over the synthetic items otherwise, which cannot show the loss on the user's corpus."""
