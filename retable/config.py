@@ -15,6 +15,7 @@ QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
 TABLE_KINDS = ("pq_residual", "pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
 QUANTIZER_KINDS = ("pq", "opq")
 PSEUDO_FORMATS = ("title", "lead", "last", "keyphrase", "span")  # agent/pseudo.py writes one of each per item
+ENCODER_BACKENDS = ("onnx-int8", "torch")  # adapters/onnx_encoder.py runs the first; sentence-transformers the second
 
 
 class Endpoint(BaseModel):
@@ -34,7 +35,7 @@ class RunConfig(BaseModel):
 
     seed: int = Field(13, description="random seed of every sampling, split and training step")
     encoder: str = Field("all-MiniLM-L6-v2", description="packaged model name or a local sentence-transformers folder")
-    encoder_backend: Literal["onnx-int8", "torch"] = Field("onnx-int8", description="what runs the frozen encoder: onnx-int8 (ONNX Runtime, int8 weights exported "
+    encoder_backend: Literal[ENCODER_BACKENDS] = Field(ENCODER_BACKENDS[0], description="what runs the frozen encoder: onnx-int8 (ONNX Runtime, int8 weights exported "
                                                            "locally at first use; about 2-3x faster on CPU) or torch (the reference)")
     llm: Literal["embedded", "openai", "langchain"] = Field("embedded", description="LLM backend: the embedded offline model, an OpenAI-compatible server, or a LangChain chat model")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (or RETABLE_BASE_URL); several, comma-separated, form a pool of replicas of one model: requests fan out, `concurrency` each, and fail over")

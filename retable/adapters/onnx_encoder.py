@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from retable.config import ENCODER_BACKENDS
 from retable.errors import UserError
 from retable.files import fingerprint
 
-ONNX_INT8 = "onnx-int8"
-TORCH = "torch"
-BACKENDS = (ONNX_INT8, TORCH)
+BACKENDS = ENCODER_BACKENDS
+ONNX_INT8, TORCH = BACKENDS
 EXPORT_VERSION = 1  # part of the cache key: raise it when the recipe below changes
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 BATCH = 16  # measured on 1,000 SciFact abstracts, 2 cores: 8-32 within noise, 64+ slower (padding)
