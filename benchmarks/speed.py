@@ -1,15 +1,15 @@
 """Encoder and embedded-LLM throughput, each pair of paths side by side in one run.
 
-    .venv/bin/python benchmarks/speed.py scifact nfcorpus cisi npl [--docs 1000] [--llm-items 48] [--parallel 8]
+    .venv/bin/python benchmarks/speed.py scifact nfcorpus cisi npl [--docs 1000] [--llm-items 96] [--parallel 8] [--skip-encoder]
 
 1. Encoding: docs/s of the torch path and the default onnx-int8 path on the first `--docs` SciFact abstracts
    (alternating torch, onnx, torch, onnx: the median of two each), and the mean / lowest cosine between their vectors.
 2. frozen_flat nDCG@10 of each path on each named collection (queries and corpus encoded by that path).
-3. The embedded LLM (SmolLM2-135M) writing queries for `--llm-items` SciFact items through the queries stage's
-   own prompt and client (no cache): sequential (llm_parallel=1) vs batched (llm_parallel=`--parallel`);
-   queries per minute, valid replies, and the filter's pass rate of each (dense or BM25 top-10 over the
-   `--docs` abstracts, the pipeline's filter_pairs).
-Writes benchmarks/results/speed.json.
+3. The embedded LLM (SmolLM2-135M) writing queries for `--llm-items` SciFact items through the queries
+   stage's own prompt and client (no cache), each path in a fresh process: sequential (llm_parallel=1) vs
+   batched (llm_parallel=`--parallel`); queries per minute, valid replies, and the filter's pass rate of each
+   (dense or BM25 top-10 over the `--docs` abstracts, the pipeline's filter_pairs).
+Writes benchmarks/results/speed.json (with --skip-encoder: section 3 only, to speed-llm.json).
 """
 
 from __future__ import annotations
@@ -61,33 +61,51 @@ def frozen_flat(encoders: dict, name: str) -> dict:
     return out
 
 
-def llm_throughput(n_items: int, parallel: int, corpus_docs: int, encoder) -> dict:
-    from retable.agent.filter import filter_pairs
+BRIEF = {"subtopics": ["biomedical findings"], "item_kinds": ["abstract"],
+         "personas": [{"name": "researcher", "intent": "the evidence for a claim"}, {"name": "clinician", "intent": "what a study found"}]}
+LLM_VARIANTS = (("sequential", 1), ("batched", None))  # (label, llm_parallel; None: --parallel)
+
+
+def llm_variant(n_items: int, parallel: int, corpus_docs: int) -> dict:
+    """One embedded-LLM path writing queries through the queries stage's own prompt and client (no cache).
+    Each runs in a fresh process, as a user's run would: llama.cpp's OpenMP threads left by one path slow
+    the next one in the same process (by 10-30% in scratch runs of 24 items)."""
     from retable.agent.queries import write_queries
     from retable.llm import LLMClient
     from retable.llm.embedded import EmbeddedLLM
     from retable.prompts import Prompts
-    from retable.records import DomainBrief, Persona
+    from retable.records import DomainBrief
+
+    corpus, _, _ = load_beir(DATASETS / "scifact", log=lambda m: None)
+    llm = EmbeddedLLM(parallel=parallel)
+    llm._load()  # the model's load is not timed
+    client = LLMClient(llm, None, temperature=0.7, max_tokens=384, max_retries=2, concurrency=parallel)
+    start = time.perf_counter()
+    queries = write_queries(client, Prompts(), corpus[:corpus_docs], DomainBrief.model_validate(BRIEF), ["keyword", "question", "claim"], n_items, seed=7, desc=f"parallel {parallel}")
+    seconds = time.perf_counter() - start
+    calls = client.usage.total()
+    return {"parallel": parallel, "seconds": seconds, "items": n_items, "queries": [q.model_dump() for q in queries],
+            "invalid_calls": calls.invalid, "llm_calls": calls.calls, "completion_tokens": calls.completion_tokens}
+
+
+def llm_throughput(n_items: int, parallel: int, corpus_docs: int, encoder) -> dict:
+    import multiprocessing
+
+    from retable.agent.filter import filter_pairs
+    from retable.records import Query
 
     corpus, _, _ = load_beir(DATASETS / "scifact", log=lambda m: None)
     corpus = corpus[:corpus_docs]
-    brief = DomainBrief(subtopics=["biomedical findings"], item_kinds=["abstract"],
-                        personas=[Persona(name="researcher", intent="the evidence for a claim"), Persona(name="clinician", intent="what a study found")])
-    formats = ["keyword", "question", "claim"]
     item_emb = encoder.encode([it.encode_text() for it in corpus])
     out = {}
-    for label, n in (("sequential", 1), ("batched", parallel)):
-        llm = EmbeddedLLM(parallel=n)
-        llm._load()  # the model's load is not timed
-        client = LLMClient(llm, None, temperature=0.7, max_tokens=384, max_retries=2, concurrency=n)
-        start = time.perf_counter()
-        queries = write_queries(client, Prompts(), corpus, brief, formats, n_items, seed=7, desc=label)
-        seconds = time.perf_counter() - start
+    spawn = multiprocessing.get_context("spawn")
+    for label, n in LLM_VARIANTS:
+        with spawn.Pool(1) as pool:
+            r = pool.apply(llm_variant, (n_items, n or parallel, corpus_docs))
+        queries = [Query.model_validate(q) for q in r.pop("queries")]
         kept, _ = filter_pairs(queries, corpus, item_emb, encoder.encode([q.text for q in queries]), 10)
-        calls = client.usage.total()
-        out[label] = {"parallel": n, "seconds": seconds, "items": n_items, "items_per_min": 60 * n_items / seconds, "queries": len(queries),
-                      "queries_per_min": 60 * len(queries) / seconds, "invalid_calls": calls.invalid, "llm_calls": calls.calls,
-                      "completion_tokens": calls.completion_tokens, "pass_rate": len(kept) / max(1, len(queries))}
+        out[label] = {**r, "items_per_min": 60 * n_items / r["seconds"], "queries": len(queries), "queries_per_min": 60 * len(queries) / r["seconds"],
+                      "pass_rate": len(kept) / max(1, len(queries))}
     out["speedup"] = out["batched"]["queries_per_min"] / out["sequential"]["queries_per_min"]
     return out
 
@@ -96,11 +114,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("datasets", nargs="*", default=["scifact", "nfcorpus", "cisi", "npl"])
     ap.add_argument("--docs", type=int, default=1000)
-    ap.add_argument("--llm-items", type=int, default=48)
+    ap.add_argument("--llm-items", type=int, default=96)
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--skip-encoder", action="store_true", help="only the embedded LLM (written to results/speed-llm.json)")
     args = ap.parse_args()
     encoders = {"torch": Encoder("all-MiniLM-L6-v2", backend="torch"), "onnx-int8": Encoder("all-MiniLM-L6-v2")}
+    result = {} if args.skip_encoder else encoder_section(encoders, args)
+    if not args.skip_llm:
+        result.update(llm_section(encoders["onnx-int8"], args))
+    out = ROOT / "benchmarks" / "results" / ("speed-llm.json" if args.skip_encoder else "speed.json")
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+def encoder_section(encoders: dict, args) -> dict:
     corpus, _, _ = load_beir(DATASETS / "scifact", log=lambda m: None)
     result = {"encoding": encoding(encoders, [it.encode_text() for it in corpus[: args.docs]])}
     e = result["encoding"]
@@ -111,16 +139,18 @@ def main() -> None:
     for name in args.datasets:
         r = result["frozen_flat"][name] = frozen_flat(encoders, name)
         print(f"| {name} | {r['torch']:.2f} | {r['onnx-int8']:.2f} | {r['difference']:+.2f} |", flush=True)
-    if not args.skip_llm:
-        r = result["llm"] = llm_throughput(args.llm_items, args.parallel, args.docs, encoders["onnx-int8"])
-        print("\n| embedded LLM | parallel | seconds | queries/min | invalid calls | completion tokens | filter pass rate |\n|---|---|---|---|---|---|---|")
-        for label in ("sequential", "batched"):
-            x = r[label]
-            print(f"| {label} | {x['parallel']} | {x['seconds']:.0f} | {x['queries_per_min']:.1f} | {x['invalid_calls']} | {x['completion_tokens']} | {x['pass_rate']:.2f} |")
-        print(f"batched / sequential: {r['speedup']:.2f}x queries per minute")
-    out = ROOT / "benchmarks" / "results" / "speed.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    return result
+
+
+def llm_section(encoder, args) -> dict:
+    result = {}
+    r = result["llm"] = llm_throughput(args.llm_items, args.parallel, args.docs, encoder)
+    print("\n| embedded LLM | parallel | seconds | queries/min | invalid calls | completion tokens | filter pass rate |\n|---|---|---|---|---|---|---|")
+    for label, _ in LLM_VARIANTS:
+        x = r[label]
+        print(f"| {label} | {x['parallel']} | {x['seconds']:.0f} | {x['queries_per_min']:.1f} | {x['invalid_calls']} | {x['completion_tokens']} | {x['pass_rate']:.2f} |")
+    print(f"batched / sequential: {r['speedup']:.2f}x queries per minute")
+    return result
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from retable.llm import LLMClient
-from retable.llm.batched import _common
+from retable.llm.batched import BatchedEngine, _common, _Request
 from retable.llm.cache import CallCache
 from retable.llm.embedded import EmbeddedLLM
 
@@ -24,6 +24,34 @@ def test_the_shared_prefix_always_leaves_the_last_prompt_token_to_decode():
     assert _common([1, 2, 3], [1, 2, 3]) == 2  # the same prompt again: its last token still gives the reply's first logits
     assert _common([], [5, 6]) == 0
     assert _common([1, 2, 3, 4, 5], [1, 2]) == 1
+
+
+def _engine_without_llama(parallel: int, cells: int, prefix: list[int]) -> BatchedEngine:
+    """The engine's admission bookkeeping alone: no model, no sampler."""
+    engine = BatchedEngine.__new__(BatchedEngine)
+    engine.parallel, engine.cells, engine.prefix, engine.pending = parallel, cells, prefix, []
+    engine._grammar_sampler = lambda grammar: object()
+    engine._chain = lambda request: None
+    return engine
+
+
+def test_requests_are_admitted_while_their_worst_case_fits_the_kv_pool():
+    shared = list(range(100))
+    engine = _engine_without_llama(parallel=4, cells=900, prefix=shared)
+    engine.pending = [_Request(shared + [1000 + i] * 50, "", 0.7, 150, i) for i in range(4)]  # 150 prompt + 150 reply tokens each
+    slots = {}
+    admitted = engine._admit(slots)
+    assert admitted == [(0, 100), (1, 100)]  # 100 prefix cells + 2 x 300 fit in 900; a third would need 1000
+    assert [r.seed for r in engine.pending] == [2, 3]  # the rest wait, in arrival order
+    del slots[0]
+    assert engine._admit(slots) == [(0, 100)]  # a finished sequence makes room for the next
+
+
+def test_a_request_alone_is_admitted_even_when_the_prefix_crowds_the_pool():
+    prefix = list(range(900))
+    engine = _engine_without_llama(parallel=2, cells=1000, prefix=prefix)
+    engine.pending = [_Request(prefix[:40] + [7] * 200, "", 0.7, 100, 1)]
+    assert engine._admit({}) == [(0, 0)]  # not shared: it replaces the prefix and holds only its own cells
 
 
 @pytest.mark.integration
