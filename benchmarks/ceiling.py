@@ -4,7 +4,10 @@ saw them), beside frozen_flat on the same queries. It separates the table's capa
 quality of the synthetic training data. Needs the run folders of adapt_quality.py (their quantizer
 and cached corpus embeddings).
 
-    .venv/bin/python benchmarks/ceiling.py scifact nfcorpus cisi npl --folds 5
+    .venv/bin/python benchmarks/ceiling.py scifact nfcorpus cisi npl --folds 5 --tag=-onnx
+
+The table is tuned as `retable adapt` tunes it (epoch and strength chosen on a validation part of the
+fold's training queries), with the run's encoder path.
 """
 
 from __future__ import annotations
@@ -48,12 +51,12 @@ def _labels(q, qcodes, qids, qrels, row, frozen_rows) -> Labelled:
     return Labelled(q, qcodes, rows, scores, pos)
 
 
-def run_dataset(name: str, folds: int) -> dict:
-    run, data = RunFolder(ROOT / "runs" / f"quality-{name}"), DATASETS / name
+def run_dataset(name: str, folds: int, tag: str) -> dict:
+    run, data = RunFolder(ROOT / "runs" / f"quality-{name}{tag}"), DATASETS / name
     config = RunConfig(**run.config_json())
-    quantizer, encoder = Quantizer.load(run.path(QUANTIZER)), Encoder(config.encoder)
+    quantizer, encoder = Quantizer.load(run.path(QUANTIZER)), Encoder(config.encoder, config.encoder_backend)
     corpus, queries, qrels = load_beir(data, log=lambda m: None)
-    emb = read_npy(run.corpus_cache(data / "corpus.jsonl", encoder.checksum()))
+    emb = read_npy(run.corpus_cache(data / "corpus.jsonl", encoder.identity()))
     ids = [it.id for it in corpus]
     row = {d: i for i, d in enumerate(ids)}
     qids = sorted(q for q in queries if any(d in row and g > 0 for d, g in qrels[q].items()))
@@ -63,7 +66,7 @@ def run_dataset(name: str, folds: int) -> dict:
     frozen = to_run(qids, ids, *search(emb, q_emb, 100))
     labels = _labels(rq, rqc, qids, qrels, row, search(emb, q_emb, CANDIDATES + 20)[1])
     fold = np.random.default_rng(config.seed).permutation(len(qids)) % folds
-    tuned_run, epochs = {}, []
+    tuned_run, epochs, strengths = {}, [], []
     for f in range(folds):
         train_idx = np.flatnonzero(fold != f)
         val_mask = np.random.default_rng(f).random(len(train_idx)) < 0.15
@@ -72,11 +75,12 @@ def run_dataset(name: str, folds: int) -> dict:
                                    seed=config.seed)
         result = distill(table, codes, remb, labels.take(train_idx[~val_mask]), labels.take(train_idx[val_mask]), settings)
         epochs.append(result.best_epoch)
+        strengths.append(result.strength)
         test_idx = np.flatnonzero(fold == f)
         vecs = table.item_vectors(codes, remb)
         tuned_run |= to_run([qids[i] for i in test_idx], ids, *search(vecs, table.query_vectors(rq[test_idx], rqc[test_idx]), 100))
     flat, ceiling = per_query_ndcg(judged, frozen), per_query_ndcg(judged, tuned_run)
-    return {"dataset": name, "queries": len(qids), "folds": folds, "best_epochs": epochs,
+    return {"dataset": name, "queries": len(qids), "folds": folds, "best_epochs": epochs, "strengths": strengths,
             "frozen_flat": round(float(flat.mean()) * 100, 2), "real_query_ceiling": round(float(ceiling.mean()) * 100, 2)}
 
 
@@ -84,11 +88,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--tag", default="", help="the run folders' suffix (runs/quality-<name><tag>), e.g. -onnx")
     args = parser.parse_args()
-    rows = [run_dataset(n, args.folds) for n in args.datasets]
-    print(f"\n{'dataset':<10}{'queries':>8}{'frozen_flat':>13}{'ceiling':>9}  best epochs")
+    rows = [run_dataset(n, args.folds, args.tag) for n in args.datasets]
+    print(f"\n{'dataset':<10}{'queries':>8}{'frozen_flat':>13}{'ceiling':>9}  best epochs, strengths")
     for r in rows:
-        print(f"{r['dataset']:<10}{r['queries']:>8}{r['frozen_flat']:>13.2f}{r['real_query_ceiling']:>9.2f}  {r['best_epochs']}")
+        print(f"{r['dataset']:<10}{r['queries']:>8}{r['frozen_flat']:>13.2f}{r['real_query_ceiling']:>9.2f}  {r['best_epochs']}, {r['strengths']}")
     out = ROOT / "benchmarks" / "results" / "ceiling.json"
     out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"\nwritten {out}")

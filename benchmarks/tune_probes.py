@@ -3,8 +3,10 @@ with one setting changed (the same teacher labels, splits and epoch choice), mea
 real queries beside the validation loss that chose its epoch — to see whether that loss tracks them.
 
     .venv/bin/python benchmarks/tune_probes.py cisi nfcorpus scifact npl --tag=-onnx
+    .venv/bin/python benchmarks/tune_probes.py cisi nfcorpus scifact npl --tag=-onnx --probes "as shipped" "strength 1 (the epoch as trained)"
 
-Reads runs/quality-<name><tag> (made by adapt_quality.py); writes benchmarks/results/tune_probes.json.
+Reads runs/quality-<name><tag> (made by adapt_quality.py); writes benchmarks/results/tune_probes.json
+(with --probes: tune_probes-selected.json).
 The probe shapes (rank, one side only, sub-space dropout) live here, not in retable: they are questions.
 """
 
@@ -35,6 +37,8 @@ class ProbeTable(PQResidualTable):
     """The default table with a rank, the sides that get corrections ("separate": queries get a table of
     their own, of the same rank), and sub-space dropout while training."""
 
+    BASIS = ("proj", "query_proj")  # a strength scales the corrections, not the projections they live in
+
     def __init__(self, m: int, k: int, dim: int, rank: int = PQResidualTable.RANK, sides: str = "both", drop: float = 0.0):
         proj = torch.randn(rank, dim, generator=torch.Generator().manual_seed(0)) / np.sqrt(dim)
         super().__init__(np.zeros((m, k, rank), dtype=np.float32), proj.numpy())
@@ -61,6 +65,7 @@ class ProbeTable(PQResidualTable):
 
 PROBES: dict[str, tuple[dict, dict]] = {  # name -> (DistillSettings changes, ProbeTable options)
     "as shipped": ({}, {}),
+    "strength 1 (the epoch as trained)": ({"strengths": (1.0,)}, {}),
     "lr 3e-4, patience 3": ({"lr": 3e-4, "patience": 3}, {}),
     "batch 256, patience 3": ({"batch_size": 256, "patience": 3}, {}),
     "teacher temperature 0.05": ({"teacher_tau": 0.05}, {}),
@@ -77,7 +82,7 @@ PROBES: dict[str, tuple[dict, dict]] = {  # name -> (DistillSettings changes, Pr
 }
 
 
-def probe(name: str, tag: str) -> dict:
+def probe(name: str, tag: str, probes: list[str]) -> dict:
     s = RetrainSetup.load(ROOT / "runs" / f"quality-{name}{tag}", DATASETS / name)
     sets, _ = labelled_sets(s.labels, s.label_emb, s.quantizer, s.where, set())
     m, k, _ = s.quantizer.centroids().shape
@@ -85,11 +90,12 @@ def probe(name: str, tag: str) -> dict:
     base = DistillSettings(epochs=c.epochs, patience=c.patience, lr=c.lr, batch_size=c.batch_size, tau=c.tau, seed=c.seed)
     out = {"untuned": s.measure(ProbeTable(m, k, s.quantizer.dim))}
     print(name, "untuned", out["untuned"], flush=True)
-    for probe_name, (changes, shape) in PROBES.items():
+    for probe_name in probes:
+        changes, shape = PROBES[probe_name]
         torch.manual_seed(c.seed)  # the dropout masks
         table, start = ProbeTable(m, k, s.quantizer.dim, **shape), time.perf_counter()
         result = distill(table, s.codes, s.quantizer.rotate(s.item_emb), sets["train"], sets["val"], replace(base, **changes))
-        out[probe_name] = {**s.measure(table), "best_epoch": result.best_epoch, "val_loss": round(result.best_val_loss, 4),
+        out[probe_name] = {**s.measure(table), "best_epoch": result.best_epoch, "strength": result.strength, "val_loss": round(result.best_val_loss, 4),
                            "seconds": round(time.perf_counter() - start, 1)}
         print(name, probe_name, json.dumps(out[probe_name]), flush=True)
     return out
@@ -99,15 +105,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+", help="names under ../shared/datasets with a finished runs/quality-<name><tag>")
     parser.add_argument("--tag", default="", help="the run folders' suffix, e.g. -onnx")
+    parser.add_argument("--probes", nargs="+", choices=list(PROBES), help="only these probes (default: all)")
     args = parser.parse_args()
-    rows = {name: probe(name, args.tag) for name in args.datasets}
-    print(f"\nadapted / adapted_hybrid nDCG@10 ×100 (validation loss at the chosen epoch)\n{'probe':<26}"
+    probes = args.probes or list(PROBES)
+    rows = {name: probe(name, args.tag, probes) for name in args.datasets}
+    print(f"\nadapted / adapted_hybrid nDCG@10 ×100 (strength, validation loss at the chosen epoch)\n{'probe':<26}"
           + "".join(f"{n:>30}" for n in rows))
-    for p in ["untuned", *PROBES]:
-        cells = [f"{r[p]['adapted']:.2f} / {r[p]['adapted_hybrid']:.2f}" + (f" ({r[p]['val_loss']:.3f})" if "val_loss" in r[p] else "")
+    for p in ["untuned", *probes]:
+        cells = [f"{r[p]['adapted']:.2f} / {r[p]['adapted_hybrid']:.2f}" + (f" (×{r[p]['strength']}, {r[p]['val_loss']:.3f})" if "val_loss" in r[p] else "")
                  for r in rows.values()]
         print(f"{p:<26}" + "".join(f"{cell:>30}" for cell in cells))
-    out = ROOT / "benchmarks" / "results" / "tune_probes.json"
+    out = ROOT / "benchmarks" / "results" / ("tune_probes-selected.json" if args.probes else "tune_probes.json")
     out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n")
     print(f"\nwritten {out}")
 

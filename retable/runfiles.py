@@ -127,6 +127,8 @@ class TuneRecord(BaseModel):
     collision_residuals: int
     train_queries_by_format: dict[str, int] = {}
     hybrid_weight: float | None = None
+    strength: float = 1.0  # the best epoch's correction scaled by this (runs before strengths: 1)
+    val_loss_by_strength: dict[str, float] = {}
 
 
 class RunFolder:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from retable.adapters.distill import DistillSettings, Labelled, distill, own_item_mrr
+from retable.adapters.distill import STRENGTHS, DistillSettings, Labelled, choose_strength, distill, own_item_mrr, scaled_state
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import PQResidualTable, load_table, new_table
 from retable.agent.filter import filter_pairs
@@ -130,6 +130,30 @@ def test_distillation_keeps_the_untuned_table_unless_validation_improves(lr):
     else:
         assert result.best_epoch > 0 and result.best_val_loss < result.initial_val_loss
         assert own_item_mrr(table, codes, items, val) >= result.initial_val_mrr
+
+
+def test_the_strength_scales_the_correction_up_only_when_validation_stopped_the_tuning():
+    items = _unit(200, 32, 4)
+    quantizer = Quantizer.train(items, m=4, nbits=4, seed=0)
+    codes = quantizer.codes(items)
+    train, val = _labelled(items, quantizer, 300, 10), _labelled(items, quantizer, 300, 20)
+    table = new_table("pq_residual", quantizer.centroids(), quantizer.dim)
+    settings = DistillSettings(epochs=1, patience=1, lr=2e-4, seed=0)
+    result = distill(table, codes, items, train, val, settings)  # one small step, stopped by the epoch cap, not by validation
+    assert result.best_epoch == 1 and result.strength == 1.0
+    assert set(result.val_loss_by_strength) == {str(a) for a in STRENGTHS if a <= 1.0}
+    assert result.best_val_loss == pytest.approx(result.history[1]["val_loss"], abs=1e-6)
+    start, tuned = new_table("pq_residual", quantizer.centroids(), quantizer.dim).state_dict(), table.state_dict()
+    half = scaled_state(table, start, tuned, 0.5)
+    torch.testing.assert_close(half["weight"], table.weight.detach() * 0.5)
+    torch.testing.assert_close(half["proj"], table.proj.detach())  # the projection the corrections live in is not scaled
+    # had validation stopped it, the scales above 1 compete: this short step is too short, so one of them wins
+    tuned = {k: v.clone() for k, v in tuned.items()}
+    strength, loss, losses = choose_strength(table, start, tuned, val, torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(items), settings,
+                                             STRENGTHS)
+    assert strength > 1.0 and set(losses) == {str(a) for a in STRENGTHS}
+    assert loss == pytest.approx(min(losses.values()), abs=1e-6) and loss < result.history[1]["val_loss"]
+    torch.testing.assert_close(table.weight.detach(), tuned["weight"] * strength)  # the chosen scale is what the table now holds
 
 
 def test_the_filter_keeps_pairs_bm25_finds_and_says_who_found_them():

@@ -2,7 +2,11 @@
 teacher's candidates is pulled toward the teacher's (listwise KL), beside a cross-entropy term on the
 query's own item, with the table's weights decayed toward zero (the frozen encoder). The epoch is
 chosen by the same loss on validation queries (other items' queries, labelled by the teacher, never
-by the student's own ranking); epoch 0, the untuned table, is always a candidate."""
+by the student's own ranking); epoch 0, the untuned table, is always a candidate. Then the strength:
+the chosen epoch's move away from the untuned table, scaled by each of STRENGTHS, is scored by the same
+validation loss (an epoch is a coarse step: most runs stop after one or two). Scales above 1 are tried
+only when validation stopped the tuning: when the epoch cap did, they would stand in for the epochs the
+cap forbade."""
 
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ class Labelled:
         return len(self.q)
 
 
+STRENGTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)  # scales of the chosen epoch's correction tried on validation
+
+
 @dataclass
 class DistillSettings:
     epochs: int = 20
@@ -44,6 +51,7 @@ class DistillSettings:
     contrastive: float = 0.5  # weight of the own-item term
     weight_decay: float = 1e-4  # pull of the table toward zero (the frozen encoder)
     seed: int = 13
+    strengths: tuple[float, ...] = STRENGTHS
 
 
 @dataclass
@@ -55,6 +63,8 @@ class DistillResult:
     best_val_mrr: float
     seconds: float
     history: list[dict] = field(default_factory=list)
+    strength: float = 1.0  # the chosen epoch's correction was scaled by this
+    val_loss_by_strength: dict[str, float] = field(default_factory=dict)
 
 
 def own_item_mrr(table: CodeTable, codes: np.ndarray, emb: np.ndarray, val: Labelled, k: int = 10) -> float:
@@ -110,7 +120,8 @@ def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult
     start = time.perf_counter()
     best = initial = _val_loss(table, val, codes_t, emb_t, settings)
     initial_mrr = best_mrr = own_item_mrr(table, codes, emb, val)
-    best_state, best_epoch, stale = copy.deepcopy(table.state_dict()), 0, 0
+    start_state = copy.deepcopy(table.state_dict())
+    best_state, best_epoch, stale = start_state, 0, 0
     history = [{"epoch": 0, "loss": None, "val_loss": initial, "val_mrr@10": initial_mrr}]
     for epoch in range(1, settings.epochs + 1):
         total = 0.0
@@ -130,5 +141,29 @@ def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult
             stale += 1
             if stale >= settings.patience:
                 break
-    table.load_state_dict(best_state)
-    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history)
+    stopped_by_validation = stale >= settings.patience
+    strength, by_strength = 1.0, {}
+    if best_epoch:
+        strengths = [a for a in settings.strengths if a <= 1.0 or stopped_by_validation]
+        strength, best, by_strength = choose_strength(table, start_state, best_state, val, codes_t, emb_t, settings, strengths)
+        best_mrr = own_item_mrr(table, codes, emb, val)
+    else:
+        table.load_state_dict(best_state)
+    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength)
+
+
+def scaled_state(table: CodeTable, start: dict, tuned: dict, strength: float) -> dict:
+    """`start` + strength × (`tuned` − `start`) for the table's corrections; its basis parameters (a
+    projection the corrections are expressed in) and integer buffers stay as tuned."""
+    return {k: start[k] + strength * (v - start[k]) if v.is_floating_point() and k not in table.BASIS else v for k, v in tuned.items()}
+
+
+def choose_strength(table, start_state, tuned_state, val, codes_t, emb_t, settings, strengths) -> tuple[float, float, dict[str, float]]:
+    """Loads the strength with the lowest validation loss (1, the epoch as trained, wins ties) and returns it, that loss, and every loss."""
+    losses = {}
+    for a in sorted(set(strengths) | {1.0}):
+        table.load_state_dict(scaled_state(table, start_state, tuned_state, a))
+        losses[a] = _val_loss(table, val, codes_t, emb_t, settings)
+    chosen = min(losses, key=lambda a: (losses[a] - (1e-6 if a == 1.0 else 0.0), abs(a - 1.0)))
+    table.load_state_dict(scaled_state(table, start_state, tuned_state, chosen))
+    return chosen, losses[chosen], {str(a): round(v, 6) for a, v in losses.items()}

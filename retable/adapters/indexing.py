@@ -130,6 +130,7 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
             write_json(ctx.run.path(INDEX_RECORD), {
                 "corpus": str(corpus), "corpus_sha256": sha256_file(corpus), "n_items": n_items, "codes": "kept" if keep_codes else "refit",
                 "teacher_weight": config.teacher_weight, "best_epoch": None if tune is None else tune.best_epoch,
+                "strength": None if tune is None else tune.strength,
                 "pseudo_queries": _lines(ctx.run.path(PSEUDO)),
             })
         finally:

@@ -69,11 +69,11 @@ def _tune(ctx: Context) -> None:
         seconds=round(r.seconds, 3), history=r.history, encoder_checksum_before=before, encoder_checksum_after=ctx.encoder.checksum(),
         train_pairs=t.train_queries, val_pairs=t.val_queries, collision_rate=collision_rate(codes),
         collision_rate_by_query_mass=collision_rate(codes, t.train_mass), collision_residuals=t.collision_residuals,
-        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight))
+        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, strength=r.strength, val_loss_by_strength=r.val_loss_by_strength))
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, version=4,
+    "tune", _tune, version=5,
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),

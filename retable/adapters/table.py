@@ -33,6 +33,7 @@ class CodeTable(nn.Module):
     kind = "abstract"
     uses_query_codes = False
     compressed = False  # starts at the quantizer's reconstruction (frozen_pq), not at the frozen encoder
+    BASIS: tuple[str, ...] = ()  # parameters that express the corrections rather than being them: a strength does not scale them
 
     @classmethod
     def untuned(cls, centroids: np.ndarray, dim: int) -> "CodeTable":
@@ -190,6 +191,7 @@ class PQResidualTable(CodeTable):
     kind = "pq_residual"
     uses_query_codes = True
     RANK = 32
+    BASIS = ("proj",)
 
     @staticmethod
     def weight_shape(m, k, dim):

@@ -72,6 +72,7 @@ class Tuned(BaseModel):
     encoder_parameters: int
     artifact_bytes: int
     best_epoch: int
+    strength: float = Field(1.0, description="the best epoch's correction scaled by this, chosen on the validation loss")
     initial_val_mrr: float
     best_val_mrr: float
     seconds: float

@@ -87,7 +87,7 @@ def _tuned(data: _RunData, encoder, teacher) -> Tuned:
     a, t = data.adapter, data.tune
     return Tuned(table_kind=a.table.kind, quantizer=a.quantizer.kind, pq_m=a.quantizer.m, pq_k=a.quantizer.k, table_parameters=a.table.n_parameters(),
                  encoder_parameters=encoder.n_parameters(), artifact_bytes=artifact_bytes(a.folder), best_epoch=t.best_epoch,
-                 initial_val_mrr=t.initial_val_mrr, best_val_mrr=t.best_val_mrr, seconds=t.seconds, train_pairs=t.train_pairs,
+                 strength=t.strength, initial_val_mrr=t.initial_val_mrr, best_val_mrr=t.best_val_mrr, seconds=t.seconds, train_pairs=t.train_pairs,
                  val_pairs=t.val_pairs, history=t.history, train_queries_by_format=t.train_queries_by_format,
                  teacher_weight=teacher.weight if teacher else None, teacher_chosen_on=teacher.chosen_on if teacher else None)
 
