@@ -41,8 +41,10 @@ class RunConfig(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (or RETABLE_BASE_URL); several, comma-separated, form a pool of replicas of one model: requests fan out, `concurrency` each, and fail over")
     model: str | None = Field(None, description="for openai the served model, for langchain provider:model, for embedded a packaged name (smollm2-135m, qwen2.5-coder-0.5b) or a .gguf path")
     llm_parallel: int = Field(1, ge=1, le=32, description="embedded model: sequences decoded together in one llama.cpp batch, sharing their prompts' common prefix "
-                                                       "(1: one call at a time, reproducible from an empty cache; 8 measured 1.14-1.22x the queries per minute of 1, "
+                                                       "(1: one call at a time, reproducible from an empty cache; 8 measured ~2x the queries per minute of 1 on 2 cores, "
                                                        "docs/speed.md, but the same seed may then give another reply)")
+    llm_weights: Literal["fast", "shipped"] = Field("fast", description="embedded model: fast re-encodes smollm2-135m's Q4_1 weights once as Q8_0 with llama.cpp's "
+                                                     "quantizer (cached; prompts decode ~1.6x faster on CPU, replies may differ slightly), shipped runs the file as packaged")
     endpoints: list[Endpoint] = Field(default_factory=list, description="several servers of one model: requests fan out, each endpoint with its own concurrency, and fail over")
     endpoint_cooldown: float = Field(30.0, ge=0, description="seconds a failed endpoint rests before it gets requests again")
     executor: Literal["local", "ray"] = Field("local", description="ray: generation, encoding and the filter's search as Ray Data pipelines (RAY_ADDRESS joins a cluster)")

@@ -35,6 +35,7 @@ NOT_KEYED = {
     "llm_retries": "how often a failed remote request is retried",
     "concurrency": "requests in flight; replies are the same as one at a time",
     "llm_parallel": "how the embedded model schedules its calls; replies are cached under the same keys either way, so a rerun asks nothing",
+    "llm_weights": "the same model's weights in another encoding; like llm_parallel it changes numerics, not what is asked, and replies are cached under the model's name",
     "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
     "hard_negatives": "only the contrastive tables of `retable eval --baselines` mine them; `adapt` tunes on the teacher's candidates",
 }

@@ -81,6 +81,7 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         "adapter that names an unknown encoder path": ["search", str(tmp / "variant-adapter"), "query"],
         "unknown --encoder-backend": ["adapt", good, "--encoder-backend", "cuda"],
         "--llm-parallel 0": ["adapt", good, "--llm-parallel", "0"],
+        "unknown --llm-weights": ["adapt", good, "--llm-weights", "q2"],
         "eval of a folder without an adapter": ["eval", str(tmp), "--dataset", str(tmp)],
         "eval with a --dataset that is not a BEIR folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "nope")],
         "--holdout-formats not among --formats": ["adapt", good, "--holdout-formats", "claim"],

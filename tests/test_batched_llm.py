@@ -64,7 +64,14 @@ def test_batched_calls_return_schema_valid_json_and_a_rerun_is_served_from_the_c
     assert client.concurrency == 3
     first = client.map(lambda t: client.structured(_messages(t), Animal, seed=len(t)), topics, desc="animals")
     assert len(first) == len(topics) and all(isinstance(a, Animal) for a in first)
-    assert llm._engine.prefix  # the system prompt was decoded once and shared
+    engine = llm._engine
+    assert engine.prefix  # the system prompt was decoded once and shared
+    import llama_cpp
+
+    for seq in range(engine.parallel):  # every prompt's cells moved out of the prompt context, every finished reply's freed
+        assert llama_cpp.llama_memory_seq_pos_max(engine.prompt_memory, seq) == -1
+        assert llama_cpp.llama_memory_seq_pos_max(engine.memory, seq) == -1
+    assert llama_cpp.llama_memory_seq_pos_max(engine.prompt_memory, engine.prefix_seq) == len(engine.prefix) - 1  # the prefix stays
     calls = client.usage.current().calls
     assert calls >= len(topics) and client.usage.current().completion_tokens > 0
     again = client.map(lambda t: client.structured(_messages(t), Animal, seed=len(t)), topics, desc="animals")
@@ -81,3 +88,22 @@ def test_max_tokens_cuts_a_reply_and_the_engine_keeps_serving():
     full = llm.generate(_messages("a forest"), Animal.model_json_schema(), temperature=0.0, max_tokens=64, seed=1)
     assert Animal.model_validate_json(full.text).name
     llm._engine.close()
+
+
+@pytest.mark.integration
+def test_a_prompt_moved_into_the_reply_pool_continues_as_if_decoded_in_place():
+    """At temperature 0 the engine (prompt decoded in the prompt context, its KV cells moved into the reply
+    pool) writes what llama-cpp-python writes decoding the same prompt in one context with the same
+    attention kernel (flash attention, the engine's default) and the same grammar."""
+    from llama_cpp import Llama, LlamaGrammar
+
+    schema = Animal.model_json_schema()
+    llm = EmbeddedLLM(parallel=2)
+    engine = llm._batched()
+    reference = Llama(model_path=llm._load().model_path, n_ctx=2048, flash_attn=True, verbose=False)
+    for topic in ("the sea", "a desert", "the arctic"):
+        prompt = engine.formatter(messages=_messages(topic)).prompt
+        grammar = LlamaGrammar.from_string(engine._grammar(schema), verbose=False)
+        expected = reference.create_completion(prompt=prompt, grammar=grammar, temperature=0.0, max_tokens=48)["choices"][0]["text"]
+        assert llm.generate(_messages(topic), schema, temperature=0.0, max_tokens=48, seed=3).text == expected
+    engine.close()

@@ -77,9 +77,12 @@ class EmbeddedLLM(LLM):
     backend = "embedded"
     supports_schema = True
 
-    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None, parallel: int = 1):
+    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None, parallel: int = 1, weights: str = "fast"):
         super().__init__(model or DEFAULT_EMBEDDED)
         self.path = embedded_model_path(self.model)
+        if weights not in ("fast", "shipped"):
+            raise ValueError(f"weights must be 'fast' or 'shipped', not {weights!r}")
+        self.weights = weights  # fast: re-encoded at first load where llama.cpp runs another format faster (retable/llm/requantize.py)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.parallel = parallel
@@ -101,14 +104,19 @@ class EmbeddedLLM(LLM):
         if self._llama is None:
             from llama_cpp import Llama
 
-            key = (str(self.path), self.n_ctx, self.n_threads)
+            path = self.path
+            if self.weights == "fast":
+                from retable.llm.requantize import requantized
+
+                path = requantized(self.model, self.path, _cache_dir())
+            key = (str(path), self.n_ctx, self.n_threads)
             shared = getattr(self, "_worker_copy", False)
             self._llama = _WORKER_MODELS.get(key) if shared else None
             if self._llama is None:
                 from retable.llm.portable import probe
 
-                probe(self.path)  # a build for another CPU fails here as one line, not as a core dump
-                self._llama = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                probe(path)  # a build for another CPU fails here as one line, not as a core dump
+                self._llama = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
                 if shared:
                     _WORKER_MODELS[key] = self._llama
         return self._llama

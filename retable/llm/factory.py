@@ -10,7 +10,7 @@ def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
     if config.llm == "embedded":
         from retable.llm.embedded import EmbeddedLLM
 
-        return EmbeddedLLM(config.model, parallel=config.llm_parallel)
+        return EmbeddedLLM(config.model, parallel=config.llm_parallel, weights=config.llm_weights)
     if config.llm == "openai" and config.endpoints:
         from retable.llm.openai_compat import OpenAICompatLLM
         from retable.llm.pool import EndpointPool
