@@ -15,6 +15,7 @@ QUERY_FORMATS = ("keyword", "question", "long", "claim", "noisy")
 TABLE_KINDS = ("pq_residual", "pq", "vq", "residual", "query_linear")  # adapters/table.py has one class per kind
 QUANTIZER_KINDS = ("pq", "opq")
 PSEUDO_FORMATS = ("title", "lead", "last", "keyphrase", "span")  # agent/pseudo.py writes one of each per item
+LLM_WEIGHTS = ("fast", "shipped")  # llm/requantize.py makes the first; the second is the packaged file
 ENCODER_BACKENDS = ("onnx-int8", "torch")  # adapters/onnx_encoder.py runs the first; sentence-transformers the second
 
 
@@ -43,7 +44,7 @@ class RunConfig(BaseModel):
     llm_parallel: int = Field(1, ge=1, le=32, description="embedded model: sequences decoded together in one llama.cpp batch, sharing their prompts' common prefix "
                                                        "(1: one call at a time, reproducible from an empty cache; 8 measured ~2x the queries per minute of 1 on 2 cores, "
                                                        "docs/speed.md, but the same seed may then give another reply)")
-    llm_weights: Literal["fast", "shipped"] = Field("fast", description="embedded model: fast re-encodes smollm2-135m's Q4_1 weights once as Q8_0 with llama.cpp's "
+    llm_weights: Literal[LLM_WEIGHTS] = Field(LLM_WEIGHTS[0], description="embedded model: fast re-encodes smollm2-135m's Q4_1 weights once as Q8_0 with llama.cpp's "
                                                      "quantizer (cached; prompts decode ~1.6x faster on CPU, replies may differ slightly), shipped runs the file as packaged")
     endpoints: list[Endpoint] = Field(default_factory=list, description="several servers of one model: requests fan out, each endpoint with its own concurrency, and fail over")
     endpoint_cooldown: float = Field(30.0, ge=0, description="seconds a failed endpoint rests before it gets requests again")

@@ -149,7 +149,8 @@ class BatchedEngine:
 
     def _admit(self, slots: dict[int, _Slot]) -> list[tuple[int, int]]:
         """Move pending requests into free sequences while the step has room and the KV pool holds every
-        admitted sequence's worst case (prompt + max_tokens; shared prefix cells counted twice, to be safe);
+        admitted sequence's worst case (prompt + max_tokens: the reply pool holds each whole prompt; the prefix's
+        length, which lives in the prompt context, is counted once more as a margin);
         returns (seq, shared prefix length). A request alone always fits: it is shorter than n_ctx_per_seq."""
         admitted, budget = [], STEP_TOKENS
         reserved = len(self.prefix) + sum(len(s.request.tokens) + s.request.max_tokens for s in slots.values())

