@@ -35,7 +35,7 @@ class RetrainSetup:
     item_emb: np.ndarray
     codes: np.ndarray
     where: np.ndarray  # each item row's split
-    teacher_weight: float
+    fusion: object  # the run's Fusion (teacher/fusion.py): also what search serves
     _eval: dict
 
     @classmethod
@@ -59,14 +59,14 @@ class RetrainSetup:
               "codes": quantizer.codes(emb), "emb": quantizer.rotate(emb), "q": quantizer.rotate(q_emb), "qcodes": quantizer.codes(q_emb),
               "item_rows": np.array([row.get(i, len(items)) for i in ids])}  # the run's items keep their collision residuals
         return cls(run, config, labels, label_embeddings(run, labels.query_ids), quantizer, run.item_emb(), run.codes(), where,
-                   run.teacher().weight, ev)
+                   run.teacher().fusion(), ev)
 
     def measure(self, table) -> dict[str, float]:
-        """nDCG@10 ×100 of the table alone and fused with BM25 at the run's teacher weight, on the real queries."""
+        """nDCG@10 ×100 of the table alone and fused with BM25 by the run's rule, on the real queries."""
         ev = self._eval
         vecs, qv = table.item_vectors(ev["codes"], ev["emb"], ev["item_rows"]), table.query_vectors(ev["q"], ev["qcodes"])
         dense = search(vecs, qv, 100)
-        hybrid = Candidates.build(dense, ev["lexical"], vecs, qv).ranked(self.teacher_weight, 100)
+        hybrid = self.fusion.ranked(Candidates.build(dense, ev["lexical"], vecs, qv), 100)
         return {"adapted": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *dense))["ndcg@10"] * 100, 2),
                 "adapted_hybrid": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *hybrid))["ndcg@10"] * 100, 2)}
 

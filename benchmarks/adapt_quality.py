@@ -30,7 +30,7 @@ from retable.evals.metrics import per_query_ndcg  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
 
 ENCODER_PARAMS = 22_713_216
-SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted", "adapted_hybrid"]
+SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"]
 
 
 def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -65,9 +65,12 @@ def run_dataset(name: str, ablation: bool, tag: str = "", extra: list[str] | Non
         "recall@100": {s: round(m["recall@100"] * 100, 2) for s, m in systems.items()},
         "adapted_minus_flat": paired_ci(per_q["adapted"], per_q["frozen_flat"]),
         "hybrid_minus_best_reference": paired_ci(per_q["adapted_hybrid"], per_q[best_ref]), "best_reference": best_ref,
+        "table_share_in_hybrid": paired_ci(per_q["adapted_hybrid"], per_q["frozen_hybrid"]),
         "table_parameters": systems["adapted"]["trainable_parameters"],
         "artifact_bytes": artifact_bytes(run_dir / "adapter"), "index_bytes": index_bytes(run_dir / "adapter"),
-        "teacher_weight": teacher["weight"], "teacher_chosen_on": teacher["chosen_on"], "best_epoch": tune["best_epoch"],
+        "teacher_weight": teacher["weight"], "teacher_rule": teacher.get("rule", "minmax"), "teacher_chosen_on": teacher["chosen_on"],
+        "llm_query_evidence": {k: teacher.get(k) for k in ("label_queries", "mrr_by_weight", "rule_mrr", "best_fixed_minus_rule")},
+        "best_epoch": tune["best_epoch"], "strength": tune.get("strength"), "strength_interval": tune.get("strength_interval"),
         "train_queries_by_format": tune["train_queries_by_format"],
     }
     if ablation:
@@ -79,11 +82,11 @@ def run_dataset(name: str, ablation: bool, tag: str = "", extra: list[str] | Non
 
 def print_tables(rows: list[dict]) -> None:
     print(f"\nnDCG@10 ×100 (corpus mode, default settings)\n{'dataset':<10}" + "".join(f"{s:>15}" for s in SYSTEMS)
-          + f"{'adapted−flat [95% CI]':>26}{'hybrid−best ref':>24}")
+          + f"{'adapted−flat [95% CI]':>26}{'hybrid−best ref':>24}{'table share in hybrid':>26}")
     for r in rows:
-        a, h = r["adapted_minus_flat"], r["hybrid_minus_best_reference"]
+        a, h, t = r["adapted_minus_flat"], r["hybrid_minus_best_reference"], r["table_share_in_hybrid"]
         print(f"{r['dataset']:<10}" + "".join(f"{r['systems'][s]:>15.2f}" for s in SYSTEMS)
-              + f"{a[0]:>+10.2f} [{a[1]:+.2f}, {a[2]:+.2f}]{h[0]:>+10.2f} [{h[1]:+.2f}, {h[2]:+.2f}]")
+              + "".join(f"{x[0]:>+10.2f} [{x[1]:+.2f}, {x[2]:+.2f}]" for x in (a, h, t)))
     mean = {s: np.mean([r["systems"][s] for r in rows]) for s in SYSTEMS}
     print(f"{'average':<10}" + "".join(f"{mean[s]:>15.2f}" for s in SYSTEMS))
     print("\nseconds per stage")
@@ -93,8 +96,9 @@ def print_tables(rows: list[dict]) -> None:
         print(f"{r['dataset']:<10}" + "".join(f"{r['stage_seconds'].get(s, 0):>12.1f}" for s in stages) + f"{r['adapt_wall_seconds']:>9.1f}")
     for r in rows:
         print(f"{r['dataset']}: table {r['table_parameters']:,} parameters ({r['table_parameters'] / ENCODER_PARAMS:.2%} of the encoder), "
-              f"adapter {r['artifact_bytes']:,} bytes, item index {r['index_bytes']:,} bytes; teacher weight {r['teacher_weight']} "
-              f"({r['teacher_chosen_on']}), best epoch {r['best_epoch']}")
+              f"adapter {r['artifact_bytes']:,} bytes, item index {r['index_bytes']:,} bytes; fusion {r['teacher_rule']} {r['teacher_weight']} "
+              f"({r['teacher_chosen_on']}), best epoch {r['best_epoch']}, strength {r['strength']} {r['strength_interval']}; "
+              f"LLM queries: {r['llm_query_evidence']}")
         for variant, v in r.get("ablation", {}).items():
             print(f"    {variant:<28} adapted {v['adapted']:6.2f}  hybrid {v['adapted_hybrid']:6.2f}  (epoch {v['best_epoch']}, {v['train_queries']} queries)")
 

@@ -114,7 +114,7 @@ def eval_(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
     baselines: bool = typer.Option(False, help="Also train and score every table kind, the query-linear adapter and full fine-tuning on the run's kept pairs (minutes)."),
 ) -> None:
-    """nDCG@10 and Recall@100 for bm25, frozen_flat, frozen_pq, adapted and adapted_hybrid (and baselines) on a BEIR collection."""
+    """nDCG@10 and Recall@100 for bm25, frozen_flat, frozen_pq, adapted, frozen_hybrid and adapted_hybrid (and baselines) on a BEIR collection."""
     from retable.evals.evaluate import evaluate_run
     from retable.files import check_writable, write_json
 
@@ -157,7 +157,7 @@ def search(
     k: int = typer.Option(10, "-k", min=1, help="How many items to return."),
     dense: bool = typer.Option(False, "--dense", help="The tuned table alone, without BM25 (scores are inner products, not fused 0..1 scores)."),
 ) -> None:
-    """Search the adapter's items: BM25 fused with the tuned table (the adapter's weight), or --dense for the table alone."""
+    """Search the adapter's items: BM25 fused with the tuned table (the adapter's fusion rule), or --dense for the table alone."""
     from retable.adapters.artifact import load_adapter
 
     from retable.runfiles import CONFIG, ITEMS, RunFolder

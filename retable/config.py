@@ -73,7 +73,7 @@ class RunConfig(BaseModel):
     filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query, under the frozen encoder or BM25")
     pseudo_formats: list[Literal[PSEUDO_FORMATS]] = Field(default_factory=lambda: list(PSEUDO_FORMATS),
                                                           description=f"LLM-free queries every item gets, of {', '.join(PSEUDO_FORMATS)} (none: an empty list)")
-    teacher_weight: float | None = Field(None, ge=0, le=1, description="BM25's share of the teacher's fused score; default: chosen on the run's LLM queries")
+    teacher_weight: float | None = Field(None, ge=0, le=1, description="BM25's fixed share of the fused score (teacher and hybrid search); default: none, the per-query `peak` rule")
     teacher_candidates: int = Field(30, ge=2, le=200, description="items per training query that the teacher scores and the table learns to order")
     pq_m: int = Field(48, ge=1, description="PQ sub-spaces; must divide the encoder dimension")
     pq_nbits: int = Field(8, ge=1, le=12, description="bits per code (K=2^nbits), lowered for tiny corpora")

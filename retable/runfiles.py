@@ -81,17 +81,26 @@ class Splits(BaseModel):
 
 
 class TeacherRecord(BaseModel):
-    """The teacher stage's choices: BM25's share of the fused score, chosen on the run's own LLM queries
-    (each with the item it was written from) unless too few or set, and what it labelled."""
+    """The teacher stage's fusion of BM25 with the frozen encoder (also the one hybrid search serves): the
+    prior rule, or the BM25 share set; the evidence the run's own LLM queries give about fixed shares
+    (recorded, never acted on: they reuse their item's words); and what it labelled."""
 
     model_config = ConfigDict(extra="forbid")
 
-    weight: float
-    chosen_on: str  # "llm_queries", "setting" or "default"
+    weight: float | None  # BM25's share for the minmax rule; None for a weight-free rule
+    chosen_on: str  # "prior" or "setting" ("llm_queries" or "default" in runs before rules)
     label_queries: int
-    mrr_by_weight: dict[str, float]
+    mrr_by_weight: dict[str, float]  # MRR@10 of each fixed share on the LLM queries
     candidates: int
     labelled_by_format: dict[str, int]
+    rule: str = "minmax"  # runs before rules fused at a fixed share
+    rule_mrr: float | None = None  # the rule's MRR@10 on the same LLM queries
+    best_fixed_minus_rule: list[float] | None = None  # the best fixed share's MRR@10 minus the rule's: mean and paired 95% interval
+
+    def fusion(self):
+        from retable.teacher.fusion import Fusion
+
+        return Fusion(self.rule, self.weight)
 
 
 class Labels(BaseModel):
@@ -127,8 +136,10 @@ class TuneRecord(BaseModel):
     collision_residuals: int
     train_queries_by_format: dict[str, int] = {}
     hybrid_weight: float | None = None
+    hybrid_rule: str | None = None
     strength: float = 1.0  # the best epoch's correction scaled by this (runs before strengths: 1)
     val_loss_by_strength: dict[str, float] = {}
+    strength_interval: list[float] | None = None  # the best strength's validation loss minus strength 1's: mean, paired 95% interval
 
 
 class RunFolder:

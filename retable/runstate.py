@@ -28,9 +28,26 @@ def _fault_point(stage: str, point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def reset_peak_rss() -> bool:
+    """Starts a new peak-memory window for this process (Linux: writing 5 to /proc/self/clear_refs resets
+    VmHWM); False where the system has no such reset, and the peak is then the process's so far."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports KiB). Ray's workers are other processes."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident memory since the last reset_peak_rss (else since it started), in MB.
+    Ray's workers are other processes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
 class RunState:
@@ -70,6 +87,7 @@ class RunState:
         self.usage.stage = name
         self.usage.by_stage[name] = StageUsage()
         _fault_point(name, "start")
+        own_window = reset_peak_rss()
         start = time.perf_counter()
         compute()
         seconds = time.perf_counter() - start
@@ -87,6 +105,7 @@ class RunState:
             "seconds": round(seconds, 3),
             "usage": u.model_dump(),
             "peak_rss_mb": peak_rss_mb(),
+            "peak_rss_scope": "stage" if own_window else "process",  # the stage's own peak, or the process's high-water mark
         }
         write_json(self.path, {"stages": self.stages})
         calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""

@@ -34,3 +34,4 @@ class AuditThresholds(BaseModel):
     loss_red: float = Field(0.01, ge=0, description="MRR@10 the shipped adapter may lose against the frozen encoder on held-out pseudo-queries; more, with the 95% interval below 0, is red")
     probe_drop_amber: float = Field(0.01, ge=0, description="nDCG@10 the adapter may lose on --probe queries")
     probe_drop_red: float = Field(0.03, ge=0)
+    served_drop_red: float = Field(0.01, ge=0, description="nDCG@10 the hybrid search that ships may lose on --probe queries against the better of BM25 and the frozen encoder (any loss is amber)")

@@ -91,6 +91,29 @@ def test_each_threshold_bands_its_finding(audit, field, value, check, want):
     assert levels(audit)[check] == {want}
 
 
+@pytest.mark.parametrize("served,frozen_hybrid,want_served,want_share", [
+    (0.512, 0.505, "green", "green"),   # above the better reference; the table adds to the fusion
+    (0.495, 0.500, "amber", "green"),   # half a point below the better reference; the table loses a little inside the fusion
+    (0.485, 0.520, "red", "red"),       # the served search loses 1.5 points; the table costs the fusion 3.5
+])
+def test_the_probe_judges_what_search_serves_and_the_tables_share_in_it(audit, served, frozen_hybrid, want_served, want_share):
+    from retable.evals.audit import Probe
+
+    n = {"bm25": 0.40, "frozen_flat": 0.50, "frozen_pq": 0.48, "adapted": 0.51, "frozen_hybrid": frozen_hybrid, "adapted_hybrid": served}
+    audit.probe = Probe(dataset="beir", ndcg_at_10=n, recall_at_100=n)
+    found = {f.title: f.level for f in judge_audit(audit, T)[1] if f.check == "probe"}
+    assert [lvl for t, lvl in found.items() if "that ships" in t] == [want_served]
+    assert [lvl for t, lvl in found.items() if "own share" in t] == [want_share]
+
+
+@pytest.mark.parametrize("strength,tried,want", [(2.0, [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0], {"amber"}), (0.5, [0.5, 0.75, 1.0], {"amber"}),
+                                                 (1.25, [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0], None), (1.0, [0.5, 0.75, 1.0], None)])
+def test_a_strength_at_its_grids_edge_is_amber(audit, strength, tried, want):
+    audit.tuned.strength, audit.tuned.strengths_tried, audit.tuned.strength_interval = strength, tried, [-0.01, -0.02, -0.001]
+    audit.tuned.llm_query_evidence = None
+    assert levels(audit).get("choices") == want
+
+
 def test_a_changed_encoder_is_red(audit):
     audit.encoder.unchanged = False
     assert judge_audit(audit, T)[0] == "red"
@@ -200,8 +223,9 @@ def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_au
     assert "judge: up to date, skipped" in logs
     audit = Audit.model_validate_json((run / "audit.json").read_text())
     assert report == run / "report.html" and report.is_file() and verdict == audit.verdict
-    assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "adapted_hybrid"}
-    assert any(f.check == "probe" for f in audit.findings)
+    assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"}
+    titles = [f.title for f in audit.findings if f.check == "probe"]
+    assert any("the hybrid search that ships" in t for t in titles) and any("the table's own share" in t for t in titles)
 
 
 def test_audit_json_schema_doc_is_current():

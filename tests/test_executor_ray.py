@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import DESCRIPTION
 from fake_server import FakeOpenAI
+from needs import missing
 from fakes import Responder
 
 from retable.llm.fake import FakeLLM
@@ -24,7 +25,10 @@ from retable.files import read_npy, read_records
 from retable.records import Pair
 from retable.search_index import top_k_rows
 
-ray = pytest.importorskip("ray")
+try:
+    import ray
+except ImportError as exc:  # a dev dependency: missing only where the dev extras were not installed
+    missing(f"ray does not import ({exc}); pip install '.[dev]'", module=True)
 
 GEN = dict(n_subtopics=4, items_per_subtopic=8, rounds=2, min_pairs_per_subtopic=12, query_formats=["keyword", "question", "claim"])
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from conftest import DESCRIPTION
 from fake_server import FakeOpenAI
 from fakes import Responder
@@ -69,8 +71,18 @@ def test_generated_pairs_train_sentence_transformers_and_a_rerun_calls_nothing(t
     path = run_adapt(DESCRIPTION, tmp_path, cfg, FakeLLM(Responder()), log=lambda m: None, generate_only=True)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows and list(rows[0])[:2] == ["query", "positive"] and {"format", "item_id", "query_id"} <= set(rows[0])
-    model, _ = finetune_encoder(str(encoder.path), [(r["query"], r["positive"]) for r in rows[:8]], epochs=1, batch_size=4, seed=0)
-    assert model.encode(["a claim"]).shape == (1, 384)
+    pairs = [(r["query"], r["positive"]) for r in rows[:8]]
+
+    def margin(m) -> float:
+        """Mean of each query's similarity to its own positive minus to the other positives."""
+        sim = m.encode([q for q, _ in pairs], normalize_embeddings=True) @ m.encode([p for _, p in pairs], normalize_embeddings=True).T
+        return float(np.mean(np.diag(sim) - (sim.sum(axis=1) - np.diag(sim)) / (len(pairs) - 1)))
+
+    from sentence_transformers import SentenceTransformer
+
+    before = margin(SentenceTransformer(str(encoder.path), device="cpu", local_files_only=True))
+    model, _ = finetune_encoder(str(encoder.path), pairs, epochs=2, batch_size=4, seed=0, lr=1e-4)
+    assert model.encode(["a claim"]).shape == (1, 384) and margin(model) > before + 0.01  # training pulled the pairs together
     again = FakeLLM(Responder())
     run_adapt(DESCRIPTION, tmp_path, cfg, again, log=lambda m: None, generate_only=True)
     assert again.history == []

@@ -98,12 +98,18 @@ def test_eval_reports_every_system_on_a_beir_folder(finished_run, tmp_path):
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{n}", "text": p.query}) + "\n" for n, p in enumerate(pairs)))
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{n}\t{p.item_id}\t1\n" for n, p in enumerate(pairs)))
     results = evaluate_run(run_dir, beir, log=lambda m: None)
-    assert set(results) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "adapted_hybrid"}
+    assert set(results) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"}
     for m in results.values():
         assert {"ndcg@10", "recall@100", "trainable_parameters"} <= set(m) and 0.0 <= m["ndcg@10"] <= 1.0
     assert results["frozen_flat"]["recall@100"] == 1.0  # 36 items < 100: every judged item is retrieved
     assert results["adapted_hybrid"]["recall@100"] == 1.0  # the union of both top-100 lists holds every item
-    assert results["adapted_hybrid"]["hybrid_weight"] == json.loads((run_dir / "teacher.json").read_text())["weight"]
+    teacher = json.loads((run_dir / "teacher.json").read_text())
+    assert results["adapted_hybrid"]["hybrid_rule"] == teacher["rule"] == "peak" and teacher["weight"] is None
+    # the run's LLM queries are measured for every fixed share and the rule, and the rule is kept whatever they say
+    assert teacher["chosen_on"] == "prior" and teacher["label_queries"] >= 30 and len(teacher["mrr_by_weight"]) == 17
+    m, low, high = teacher["best_fixed_minus_rule"]
+    assert low <= m <= high and max(teacher["mrr_by_weight"].values()) - teacher["rule_mrr"] == pytest.approx(m, abs=1e-3)
+    assert results["frozen_hybrid"]["hybrid_rule"] == "peak" and results["frozen_hybrid"]["trainable_parameters"] == 0
     assert (run_dir / "eval_cache").is_dir()
 
 
@@ -132,12 +138,16 @@ def _beir_from_run(run_dir, folder, n_queries=20):
 def test_eval_baselines_train_every_method_on_the_same_pairs(finished_run, tmp_path):
     run_dir = finished_run[0]
     results = evaluate_run(run_dir, _beir_from_run(run_dir, tmp_path / "beir"), baselines=True, log=lambda m: None)
-    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "adapted_hybrid", "bm25", "adapted_pq_residual", "adapted_pq", "adapted_vq",
+    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid", "bm25", "adapted_pq_residual", "adapted_pq", "adapted_vq",
                             "adapted_residual", "query_linear", "full_finetune"}
     assert results["full_finetune"]["trainable_parameters"] == 22_713_216
     assert results["query_linear"]["trainable_parameters"] == 384 * 384
     for m in results.values():
         assert 0.0 <= m["ndcg@10"] <= 1.0
+    # training moved them: each table's training loss fell from its first epoch, and fine-tuning changed the ranking
+    tables = [k for k in results if k.startswith("adapted_") and k != "adapted_hybrid" or k == "query_linear"]
+    assert all(results[k]["train_loss"][-1] < results[k]["train_loss"][0] for k in tables), {k: results[k]["train_loss"] for k in tables}
+    assert results["full_finetune"]["ndcg@10"] != results["frozen_flat"]["ndcg@10"] or results["full_finetune"]["recall@100"] != results["frozen_flat"]["recall@100"]
 
 
 def test_search_fuses_bm25_by_default_and_added_items_join_both_halves(finished_run):
@@ -145,7 +155,7 @@ def test_search_fuses_bm25_by_default_and_added_items_join_both_halves(finished_
 
     run_dir = finished_run[0]
     index = load_adapter(run_dir)
-    assert index.hybrid and index.hybrid_weight == json.loads((run_dir / "teacher.json").read_text())["weight"]
+    assert index.hybrid and index.fusion.rule == json.loads((run_dir / "teacher.json").read_text())["rule"] == "peak"
     index.add([{"id": "new-1", "text": "A xylophonist's wrist tendons under repetitive strain"}])
     hits = index.search("xylophonist tendons", k=5)
     assert hits[0][0] == "new-1" and all(0.0 <= s <= 1.0 for _, s in hits)

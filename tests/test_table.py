@@ -134,5 +134,6 @@ def test_tuning_improves_training_recall_and_is_deterministic(kind):
     untuned = new_table(kind, quantizer.centroids(), 16)
     before = mrr_at_k(untuned.query_vectors(train.q, train.qcodes) @ untuned.item_vectors(codes, x).T, train.pos)
     after = mrr_at_k(t1.query_vectors(train.q, train.qcodes) @ t1.item_vectors(codes, x).T, train.pos)
-    assert r1.best_val_mrr >= r1.initial_val_mrr
-    assert after > before
+    shipped_val = mrr_at_k(t1.query_vectors(val.q, val.qcodes) @ t1.item_vectors(codes, x).T, val.pos)
+    assert shipped_val == pytest.approx(r1.best_val_mrr, abs=1e-6)  # the table that ships is the one the record calls best
+    assert shipped_val > r1.initial_val_mrr and after > before  # and tuning moved it: held-out and training queries rank better

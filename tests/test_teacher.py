@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from retable.adapters.distill import STRENGTHS, DistillSettings, Labelled, choose_strength, distill, own_item_mrr, scaled_state
+from retable.adapters.distill import STRENGTHS, DistillSettings, Labelled, _val_loss, choose_strength, distill, own_item_mrr, scaled_state
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import PQResidualTable, load_table, new_table
 from retable.agent.filter import filter_pairs
 from retable.agent.pseudo import pseudo_queries
 from retable.records import Item, Query
-from retable.teacher.fusion import Candidates, choose_weight, minmax, reciprocal_ranks
+from retable.teacher.fusion import Candidates, Fusion, minmax, reciprocal_ranks
 from retable.teacher.lexical import Lexical
 
 
@@ -66,7 +66,7 @@ def test_bm25_stems_saves_and_extends(tmp_path):
     assert bigger.n_items == 4 and bigger.top(["aspirin polyps"], 1)[1][0, 0] == 3
 
 
-def test_fusion_scores_the_lexical_only_candidates_exactly_and_the_weight_follows_the_labels():
+def test_fusion_scores_the_lexical_only_candidates_exactly():
     items = _unit(6, 8, 0)
     q = items[[1]] + 0.05 * _unit(1, 8, 1)
     dense = (np.array([[0.9, 0.5]], dtype=np.float32), np.array([[1, 2]]))
@@ -77,13 +77,40 @@ def test_fusion_scores_the_lexical_only_candidates_exactly_and_the_weight_follow
     assert lex[4] == 1.0 and lex[1] == 0.0 and lex[2] == 0.0
     assert np.allclose(minmax(np.array([[2.0, 4.0, 3.0]])), [[0.0, 1.0, 0.5]])
     assert c.ranked(0.0, 1)[1][0, 0] == 1 and c.ranked(1.0, 1)[1][0, 0] == 4
-    weight, scores = choose_weight(c, np.array([4]))
-    assert weight > 0.5 and scores[weight] == 1.0
-    assert choose_weight(c, np.array([1]))[0] == 0.0  # ties go to the dense side
     assert list(reciprocal_ranks(np.array([[3, 4], [5, 6]]), np.array([4, 9]))) == [0.5, 0.0]
     short = (np.array([[0.9, 0.5, -3e38]], dtype=np.float32), np.array([[1, 2, -1]]))  # an IVF search that found 2 of 3
     s = Candidates.build(short, lexical, items, q)
     assert dict(zip(s.rows[0][s.rows[0] >= 0], s.dense[0])) == pytest.approx(dict(zip(c.rows[0][c.rows[0] >= 0], c.dense[0])))
+
+
+def _two_lists(lex_scores, dense_scores):
+    """Candidates for one query over 4 items: BM25 lists rows 0..3, the dense model rows 3..0 (opposite orders)."""
+    items = np.eye(4, dtype=np.float32)
+    q = np.array([dense_scores[::-1]], dtype=np.float32)  # row r's dense score is q[r]
+    dense = (np.array([dense_scores], dtype=np.float32), np.array([[3, 2, 1, 0]]))
+    return Candidates.build(dense, (np.array([lex_scores], dtype=np.float32), np.array([[0, 1, 2, 3]])), items, q)
+
+
+def test_the_peak_rule_gives_more_say_to_the_retriever_surer_of_its_top_item():
+    # BM25's best item stands far above its others; the dense model's scores are flat: BM25's top item wins
+    sure_lexical = _two_lists([10.0, 1.0, 0.9, 0.8], [0.52, 0.51, 0.50, 0.49])
+    assert Fusion("peak").ranked(sure_lexical, 1)[1][0, 0] == 0
+    # the same lists with the sureness swapped: the dense model's top item (row 3) wins
+    sure_dense = _two_lists([1.1, 1.0, 0.9, 0.8], [0.95, 0.30, 0.29, 0.28])
+    assert Fusion("peak").ranked(sure_dense, 1)[1][0, 0] == 3
+    # a fixed share ignores sureness: at 0.5 both lists' tops tie on min-max scores and the order is the union's
+    assert Fusion("minmax", 0.9).ranked(sure_dense, 1)[1][0, 0] == 0
+    for rule in ("zscore", "rrf"):
+        assert set(Fusion(rule).ranked(sure_dense, 4)[1][0]) == {0, 1, 2, 3}
+
+
+def test_a_fusion_round_trips_through_an_adapters_manifest_and_old_manifests_read_as_minmax():
+    assert Fusion.from_meta(Fusion().meta()) == Fusion("peak") and Fusion.of(None) == Fusion("peak")
+    assert Fusion.from_meta({"hybrid_weight": 0.4}) == Fusion("minmax", 0.4) == Fusion.of(0.4)
+    assert Fusion.from_meta({}) is None
+    for bad in (("minmax", None), ("minmax", 1.5), ("best", None)):
+        with pytest.raises(ValueError):
+            Fusion(*bad)
 
 
 def test_the_default_table_starts_exactly_at_the_frozen_encoder_and_is_small(tmp_path):
@@ -122,8 +149,10 @@ def test_distillation_keeps_the_untuned_table_unless_validation_improves(lr):
     codes = quantizer.codes(items)
     train, val = _labelled(items, quantizer, 300, 10), _labelled(items, quantizer, 300, 20)
     table = new_table("pq_residual", quantizer.centroids(), quantizer.dim)
-    result = distill(table, codes, items, train, val, DistillSettings(epochs=4, patience=4, lr=lr, seed=0))
-    assert result.best_val_loss <= result.initial_val_loss
+    settings = DistillSettings(epochs=4, patience=4, lr=lr, seed=0)
+    result = distill(table, codes, items, train, val, settings)
+    shipped = _val_loss(table, val, torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(items), settings)
+    assert shipped == pytest.approx(result.best_val_loss, abs=1e-5)  # the table that ships is the one the record calls best
     if lr > 1:  # a reckless step size wrecks every tuned epoch on validation: epoch 0, the frozen encoder, ships
         assert max(h["val_loss"] for h in result.history[1:]) > result.initial_val_loss
         assert result.best_epoch == 0 and float(table.weight.abs().max()) == 0.0
@@ -149,9 +178,9 @@ def test_the_strength_scales_the_correction_up_only_when_validation_stopped_the_
     torch.testing.assert_close(half["proj"], table.proj.detach())  # the projection the corrections live in is not scaled
     # had validation stopped it, the scales above 1 compete: this short step is too short, so one of them wins
     tuned = {k: v.clone() for k, v in tuned.items()}
-    strength, loss, losses = choose_strength(table, start, tuned, val, torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(items), settings,
-                                             STRENGTHS)
-    assert strength > 1.0 and set(losses) == {str(a) for a in STRENGTHS}
+    strength, loss, losses, interval = choose_strength(table, start, tuned, val, torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(items),
+                                                       settings, STRENGTHS)
+    assert strength > 1.0 and set(losses) == {str(a) for a in STRENGTHS} and interval[2] < 0  # below strength 1 on every resample
     assert loss == pytest.approx(min(losses.values()), abs=1e-6) and loss < result.history[1]["val_loss"]
     torch.testing.assert_close(table.weight.detach(), tuned["weight"] * strength)  # the chosen scale is what the table now holds
 
@@ -166,3 +195,20 @@ def test_the_filter_keeps_pairs_bm25_finds_and_says_who_found_them():
     kept, dropped = filter_pairs(queries, items, emb, q_emb, top_k=1)
     found = {p.query_id: p.found_by for p in kept}
     assert found["q1"] == "bm25" and found["q2"] in ("dense", "both") and not dropped
+
+
+@pytest.mark.parametrize("noise,want", [(0.0, 1.5), (1.0, 1.0)])
+def test_a_strength_other_than_1_ships_only_when_a_paired_interval_excludes_0(monkeypatch, noise, want):
+    """Strength 1.5 is lower on average in both cases; with per-query noise around that gain, 1 stays."""
+    import retable.adapters.distill as distill_mod
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1.0, 2.0, 40)
+    jitter = noise * rng.normal(size=40)
+    per_query = iter([base + 0.2, base, base - 0.02 + jitter - jitter.mean()])  # strengths 0.5, 1, 1.5, in the order they are tried
+    monkeypatch.setattr(distill_mod, "_query_losses", lambda *a: next(per_query))
+    monkeypatch.setattr(distill_mod, "_val_loss", lambda *a: 0.0)
+    table = type("T", (), {"load_state_dict": lambda self, s: None, "BASIS": ()})()
+    strength, _, losses, interval = choose_strength(table, {}, {}, list(range(40)), None, None, DistillSettings(), (0.5, 1.0, 1.5))
+    assert min(losses, key=losses.get) == "1.5" and strength == want
+    assert (interval[2] < 0) == (want == 1.5)

@@ -8,7 +8,7 @@
       item_ids.json       ids of those items
       item_emb.npy        frozen item embeddings, only for kinds that need them (pq_residual, residual, query_linear)
       bm25/               the items' BM25 index and texts (bm25s' files), for hybrid search; adapter.json
-                          holds the fusion weight (hybrid_weight)
+                          holds the fusion rule (hybrid_rule, and hybrid_weight for minmax)
 
     >>> index = load_adapter("runs/demo/adapter")          # doctest: +SKIP
     >>> index.add([{"id": "new-1", "text": "statins and breast cancer"}])  # codes from the frozen encoder
@@ -139,8 +139,11 @@ class AdapterIndex:
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search
-        self.hybrid_weight = adapter.meta.get("hybrid_weight")
-        self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.hybrid_weight is not None else None
+        from retable.teacher.fusion import Fusion
+
+        self.fusion = Fusion.from_meta(adapter.meta)  # None: an adapter built before hybrid search
+        self.hybrid_weight = self.fusion.weight if self.fusion else None
+        self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
 
     def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
         a = self.adapter
@@ -173,7 +176,7 @@ class AdapterIndex:
     def search(self, query: str, k: int = 10, hybrid: bool | None = None) -> list[tuple[str, float]]:
         """The k best items. Dense: the table's inner products, exact up to `ann_threshold` items, IVF-PQ
         (built once) re-scored above. Hybrid (the default where the adapter has BM25): BM25 and the dense
-        scores, each min-max normalized over its top HYBRID_DEPTH, fused with the adapter's weight (scores 0..1)."""
+        scores over their top HYBRID_DEPTH each, fused by the adapter's rule (teacher/fusion.py; scores 0..1)."""
         from retable.search_index import build
         from retable.search_index import search as index_search
 
@@ -188,7 +191,7 @@ class AdapterIndex:
         if hybrid:
             from retable.teacher.fusion import Candidates
 
-            scores, rows = Candidates.build((scores, rows), self._lexical.top([query], depth), self._vectors, q).ranked(self.hybrid_weight, k)
+            scores, rows = self.fusion.ranked(Candidates.build((scores, rows), self._lexical.top([query], depth), self._vectors, q), k)
         return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
 
 

@@ -4,9 +4,10 @@ query's own item, with the table's weights decayed toward zero (the frozen encod
 chosen by the same loss on validation queries (other items' queries, labelled by the teacher, never
 by the student's own ranking); epoch 0, the untuned table, is always a candidate. Then the strength:
 the chosen epoch's move away from the untuned table, scaled by each of STRENGTHS, is scored by the same
-validation loss (an epoch is a coarse step: most runs stop after one or two). Scales above 1 are tried
-only when validation stopped the tuning: when the epoch cap did, they would stand in for the epochs the
-cap forbade."""
+validation loss (an epoch is a coarse step: most runs stop after one or two), and another scale than 1
+ships only when its per-query validation losses are below strength 1's by a paired interval that
+excludes 0. Scales above 1 are tried only when validation stopped the tuning: when the epoch cap did,
+they would stand in for the epochs the cap forbade."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class DistillResult:
     history: list[dict] = field(default_factory=list)
     strength: float = 1.0  # the chosen epoch's correction was scaled by this
     val_loss_by_strength: dict[str, float] = field(default_factory=dict)
+    strength_interval: list[float] | None = None  # the best strength's per-query loss minus strength 1's: mean, paired 95% interval
 
 
 def own_item_mrr(table: CodeTable, codes: np.ndarray, emb: np.ndarray, val: Labelled, k: int = 10) -> float:
@@ -77,7 +79,8 @@ def own_item_mrr(table: CodeTable, codes: np.ndarray, emb: np.ndarray, val: Labe
     return float(np.where(rank < k, 1.0 / (rank + 1), 0.0).mean())
 
 
-def _batch_loss(table: CodeTable, b: Labelled, codes_t, emb_t, s: DistillSettings) -> torch.Tensor:
+def _query_terms(table: CodeTable, b: Labelled, codes_t, emb_t, s: DistillSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per query: the listwise KL term, the own-item cross-entropy term, and whether its own item is a candidate."""
     rows = torch.as_tensor(np.where(b.rows >= 0, b.rows, 0), dtype=torch.long)
     valid = torch.as_tensor(b.rows >= 0)
     n, c = rows.shape
@@ -88,11 +91,21 @@ def _batch_loss(table: CodeTable, b: Labelled, codes_t, emb_t, s: DistillSetting
     logits = logits.masked_fill(~valid, float("-inf"))
     target = torch.softmax(torch.as_tensor(b.teacher) / s.teacher_tau, dim=1)
     log_p = torch.log_softmax(logits, dim=1)
-    kl = -(target * log_p.masked_fill(~valid, 0.0)).sum(dim=1).mean()
+    kl = -(target * log_p.masked_fill(~valid, 0.0)).sum(dim=1)
     own = torch.as_tensor(b.rows == b.pos[:, None])
-    has = own.any(dim=1)
-    ce = -(log_p.masked_fill(~own, 0.0).sum(dim=1)[has]).mean() if bool(has.any()) else logits.new_zeros(())
-    return kl + s.contrastive * ce
+    return kl, -log_p.masked_fill(~own, 0.0).sum(dim=1), own.any(dim=1)
+
+
+def _batch_loss(table: CodeTable, b: Labelled, codes_t, emb_t, s: DistillSettings) -> torch.Tensor:
+    kl, ce, has = _query_terms(table, b, codes_t, emb_t, s)
+    return kl.mean() + s.contrastive * (ce[has].mean() if bool(has.any()) else kl.new_zeros(()))
+
+
+def _query_losses(table: CodeTable, val: Labelled, codes_t, emb_t, s: DistillSettings) -> np.ndarray:
+    """Each validation query's own loss (KL plus its own-item term), for paired comparisons."""
+    with torch.no_grad():
+        kl, ce, has = _query_terms(table, val, codes_t, emb_t, s)
+        return (kl + s.contrastive * torch.where(has, ce, torch.zeros_like(ce))).numpy().astype(np.float64)
 
 
 def _val_loss(table: CodeTable, val: Labelled, codes_t, emb_t, s: DistillSettings) -> float:
@@ -142,14 +155,14 @@ def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult
             if stale >= settings.patience:
                 break
     stopped_by_validation = stale >= settings.patience
-    strength, by_strength = 1.0, {}
+    strength, by_strength, interval = 1.0, {}, None
     if best_epoch:
         strengths = [a for a in settings.strengths if a <= 1.0 or stopped_by_validation]
-        strength, best, by_strength = choose_strength(table, start_state, best_state, val, codes_t, emb_t, settings, strengths)
+        strength, best, by_strength, interval = choose_strength(table, start_state, best_state, val, codes_t, emb_t, settings, strengths)
         best_mrr = own_item_mrr(table, codes, emb, val)
     else:
         table.load_state_dict(best_state)
-    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength)
+    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength, interval)
 
 
 def scaled_state(table: CodeTable, start: dict, tuned: dict, strength: float) -> dict:
@@ -158,12 +171,26 @@ def scaled_state(table: CodeTable, start: dict, tuned: dict, strength: float) ->
     return {k: start[k] + strength * (v - start[k]) if v.is_floating_point() and k not in table.BASIS else v for k, v in tuned.items()}
 
 
-def choose_strength(table, start_state, tuned_state, val, codes_t, emb_t, settings, strengths) -> tuple[float, float, dict[str, float]]:
-    """Loads the strength with the lowest validation loss (1, the epoch as trained, wins ties) and returns it, that loss, and every loss."""
-    losses = {}
+def choose_strength(table, start_state, tuned_state, val, codes_t, emb_t, settings, strengths) -> tuple[float, float, dict[str, float], list[float]]:
+    """Loads a strength and returns it, its validation loss, every strength's loss, and the paired 95%
+    interval of the best one's per-query loss minus strength 1's. The best leaves 1 (the epoch as trained)
+    only when that whole interval is below 0: the validation queries are pseudo-queries, so a move
+    within their noise is no evidence."""
+    from retable.evals.loss import paired_interval
+
+    per_query = {}
     for a in sorted(set(strengths) | {1.0}):
         table.load_state_dict(scaled_state(table, start_state, tuned_state, a))
-        losses[a] = _val_loss(table, val, codes_t, emb_t, settings)
-    chosen = min(losses, key=lambda a: (losses[a] - (1e-6 if a == 1.0 else 0.0), abs(a - 1.0)))
+        per_query[a] = _query_losses(table, val, codes_t, emb_t, settings)
+    losses = {a: _mean_loss(v) for a, v in per_query.items()}
+    best = min(losses, key=lambda a: (losses[a] - (1e-6 if a == 1.0 else 0.0), abs(a - 1.0)))
+    low, high = paired_interval(per_query[best], per_query[1.0]) if len(val) else (0.0, 0.0)
+    chosen = best if high < 0 else 1.0
     table.load_state_dict(scaled_state(table, start_state, tuned_state, chosen))
-    return chosen, losses[chosen], {str(a): round(v, 6) for a, v in losses.items()}
+    table_loss = _val_loss(table, val, codes_t, emb_t, settings)
+    interval = [round(float((per_query[best] - per_query[1.0]).mean()), 6) if len(val) else 0.0, round(low, 6), round(high, 6)]
+    return chosen, table_loss, {str(a): round(v, 6) for a, v in losses.items()}, interval
+
+
+def _mean_loss(v: np.ndarray) -> float:
+    return float(v.mean()) if len(v) else 0.0

@@ -84,7 +84,7 @@ def _kept(parent: RunFolder) -> list[Stage]:
         t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
         write_adapter(ctx.run.path(ADAPTER), encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
                       quantizer=adapter.quantizer, table=t, codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
-                      extra={"hybrid_weight": ctx.run.teacher().weight})
+                      extra=ctx.run.teacher().fusion().meta())
         Lexical.build([it.encode_text() for it in items]).save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
         ctx.run.write_splits(Splits(train=[], val=[], test=[]))
 
@@ -113,7 +113,7 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
     if n_items < MIN_ITEMS:
         raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to fit codes to it")
     parent = RunFolder(run_dir)
-    if config.teacher_weight is None and parent.has(TEACHER):  # the BM25 share the parent chose on its own LLM queries
+    if config.teacher_weight is None and parent.has(TEACHER):  # a parent from before rules: the BM25 share it chose
         config = config.model_copy(update={"teacher_weight": parent.teacher().weight})
     child_dir = parent.path(INDEXED)
     prepare_run_dir(child_dir)
@@ -129,7 +129,7 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
             tune = None if keep_codes else ctx.run.tune()
             write_json(ctx.run.path(INDEX_RECORD), {
                 "corpus": str(corpus), "corpus_sha256": sha256_file(corpus), "n_items": n_items, "codes": "kept" if keep_codes else "refit",
-                "teacher_weight": config.teacher_weight, "best_epoch": None if tune is None else tune.best_epoch,
+                "teacher_weight": config.teacher_weight, "fusion": str(ctx.run.teacher().fusion()), "best_epoch": None if tune is None else tune.best_epoch,
                 "strength": None if tune is None else tune.strength,
                 "pseudo_queries": _lines(ctx.run.path(PSEUDO)),
             })

@@ -61,7 +61,7 @@ def _tune(ctx: Context) -> None:
         t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
                            progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
     write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table, codes=codes,
-                  item_ids=[it.id for it in items], item_emb=item_emb, extra={"hybrid_weight": teacher.weight})
+                  item_ids=[it.id for it in items], item_emb=item_emb, extra=teacher.fusion().meta())
     Lexical.build([it.encode_text() for it in items]).save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
     r = t.result
     run.write_tune(TuneRecord(
@@ -69,11 +69,12 @@ def _tune(ctx: Context) -> None:
         seconds=round(r.seconds, 3), history=r.history, encoder_checksum_before=before, encoder_checksum_after=ctx.encoder.checksum(),
         train_pairs=t.train_queries, val_pairs=t.val_queries, collision_rate=collision_rate(codes),
         collision_rate_by_query_mass=collision_rate(codes, t.train_mass), collision_residuals=t.collision_residuals,
-        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, strength=r.strength, val_loss_by_strength=r.val_loss_by_strength))
+        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, hybrid_rule=teacher.rule, strength=r.strength, val_loss_by_strength=r.val_loss_by_strength,
+        strength_interval=r.strength_interval))
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, version=5,
+    "tune", _tune, version=6,
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),

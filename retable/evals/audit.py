@@ -80,8 +80,12 @@ class Tuned(BaseModel):
     val_pairs: int
     history: list[dict]
     train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM formats and pseudo-query kinds")
-    teacher_weight: float | None = Field(None, description="BM25's share of the teacher's fused score, also the hybrid search's")
-    teacher_chosen_on: str | None = Field(None, description="llm_queries, setting or default")
+    teacher_weight: float | None = Field(None, description="BM25's fixed share of the teacher's fused score, also the hybrid search's (None: a weight-free rule)")
+    teacher_chosen_on: str | None = Field(None, description="prior or setting (llm_queries or default in runs before rules)")
+    fusion: str | None = Field(None, description="how the teacher and hybrid search fuse BM25 with the dense scores (teacher/fusion.py)")
+    strengths_tried: list[float] = Field(default_factory=list, description="the strengths the validation loss compared")
+    strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss minus strength 1's: mean and paired 95% interval")
+    llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the run's LLM queries, and the best share minus the rule")
 
 
 class EncoderProof(BaseModel):

@@ -89,7 +89,11 @@ def _tuned(data: _RunData, encoder, teacher) -> Tuned:
                  encoder_parameters=encoder.n_parameters(), artifact_bytes=artifact_bytes(a.folder), best_epoch=t.best_epoch,
                  strength=t.strength, initial_val_mrr=t.initial_val_mrr, best_val_mrr=t.best_val_mrr, seconds=t.seconds, train_pairs=t.train_pairs,
                  val_pairs=t.val_pairs, history=t.history, train_queries_by_format=t.train_queries_by_format,
-                 teacher_weight=teacher.weight if teacher else None, teacher_chosen_on=teacher.chosen_on if teacher else None)
+                 teacher_weight=teacher.weight if teacher else None, teacher_chosen_on=teacher.chosen_on if teacher else None,
+                 fusion=str(teacher.fusion()) if teacher else None, strengths_tried=sorted(float(a) for a in t.val_loss_by_strength),
+                 strength_interval=t.strength_interval,
+                 llm_query_evidence=({k: getattr(teacher, k) for k in ("label_queries", "mrr_by_weight", "rule_mrr", "best_fixed_minus_rule")}
+                                     if teacher and teacher.best_fixed_minus_rule else None))
 
 
 def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, float]) -> Audit:

@@ -48,7 +48,8 @@ def table_system(kind: str, rp: RunPairs, adapter: Adapter, corpus_ids: list[str
         queries = trained.query_vectors(q_emb)
     run = to_run(qids, corpus_ids, *search(vectors, queries, 100))
     return {**evaluate(judged, run), "trainable_parameters": table.n_parameters(), "train_seconds": round(result.seconds, 2),
-            "artifact_bytes": size, "best_epoch": result.best_epoch}
+            "artifact_bytes": size, "best_epoch": result.best_epoch,
+            "train_loss": [round(h["loss"], 6) for h in result.history[1:]], "val_mrr@10": [round(result.initial_val_mrr, 6), round(result.best_val_mrr, 6)]}
 
 
 def finetune_system(rp: RunPairs, encoder, corpus: list[Item], query_texts: list[str], qids: list[str], judged: dict, epochs: int) -> dict:

@@ -1,6 +1,8 @@
 """`retable eval`: nDCG@10 and Recall@100 on a BEIR collection for bm25, frozen_flat (the encoder,
 exact search: what a user runs without retable), frozen_pq (faiss' reconstruction of the codes),
-adapted (the run's tuned table) and adapted_hybrid (BM25 fused with the table, the adapter's weight);
+adapted (the run's tuned table), adapted_hybrid (BM25 fused with the table by the adapter's rule: what
+`retable search` serves) and frozen_hybrid (BM25 fused with the frozen encoder by the same rule: the same
+search with no tuning, so adapted_hybrid − frozen_hybrid is the table's own share);
 with `baselines`, also every other table kind, the query-linear adapter and full fine-tuning,
 contrastively tuned on the run's kept pairs. The served adapter is evaluated: after `retable index`, the
 indexed one. With `index`, the collection's items are first indexed into the run exactly as `retable index`
@@ -23,7 +25,7 @@ DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this man
 def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None, index: bool = False) -> dict[str, dict]:
     """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score)."""
     from retable.adapters.encoder import Encoder
-    from retable.teacher.fusion import Candidates
+    from retable.teacher.fusion import Candidates, Fusion
     from retable.teacher.lexical import Lexical
 
     run = RunFolder(run_dir)
@@ -60,9 +62,10 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         "frozen_pq": (search(adapter.quantizer.reconstruct(item_emb), q_emb, DEPTH), 0, None),
         "adapted": (search(vecs, qvecs, DEPTH), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
     }
-    weight = adapter.meta.get("hybrid_weight")
-    if weight is not None:
-        fused = Candidates.build(tops["adapted"][0], lexical_top, vecs, qvecs).ranked(weight, DEPTH)
+    fusion = Fusion.from_meta(adapter.meta)
+    if fusion is not None:
+        tops["frozen_hybrid"] = (fusion.ranked(Candidates.build(tops["frozen_flat"][0], lexical_top, item_emb, q_emb), DEPTH), 0, None)
+        fused = fusion.ranked(Candidates.build(tops["adapted"][0], lexical_top, vecs, qvecs), DEPTH)
         tops["adapted_hybrid"] = (fused, adapter.table.n_parameters(), artifact_bytes(adapter.folder))
     results = {}
     for name, (top, params, size) in tops.items():
@@ -70,8 +73,9 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         if runs is not None:
             runs[name] = run
         results[name] = {**evaluate(judged, run), "trainable_parameters": params, "artifact_bytes": size}
-    if weight is not None:
-        results["adapted_hybrid"]["hybrid_weight"] = weight
+    if fusion is not None:
+        for name in ("frozen_hybrid", "adapted_hybrid"):
+            results[name].update(hybrid_rule=fusion.rule, hybrid_weight=fusion.weight)
     if baselines:
         from retable.evals.baselines import baseline_systems
 

@@ -129,9 +129,40 @@ def _probe(a: Audit, t: AuditThresholds) -> list[Finding]:
     if "adapted_hybrid" in n:
         ref = max(("bm25", "frozen_flat"), key=lambda k: n[k])
         d = n["adapted_hybrid"] - n[ref]
+        out.append(Finding(level=_band(-d, t.served_drop_red, 0.0, low_is_bad=False), check="probe",
+                           title=f"nDCG@10 on the probe queries ({p.dataset}), the better of BM25 and the frozen encoder → the hybrid search that ships",
+                           evidence=f"{ref} {n[ref]:.4f} → adapted_hybrid {n['adapted_hybrid']:.4f} ({d:+.4f})",
+                           threshold=f"any drop amber, > {t.served_drop_red:.2f} red (audit.served_drop_red)"))
+    if "frozen_hybrid" in n and "adapted_hybrid" in n:
+        d = n["adapted_hybrid"] - n["frozen_hybrid"]
         out.append(Finding(level=_band(-d, t.probe_drop_red, t.probe_drop_amber, low_is_bad=False), check="probe",
-                           title=f"nDCG@10 on the probe queries ({p.dataset}), the better of BM25 and the frozen encoder → hybrid search",
-                           evidence=f"{ref} {n[ref]:.4f} → adapted_hybrid {n['adapted_hybrid']:.4f} ({d:+.4f})", threshold=thr))
+                           title=f"nDCG@10 on the probe queries ({p.dataset}), the table's own share: the same fusion over the frozen encoder → over the table",
+                           evidence=f"frozen_hybrid {n['frozen_hybrid']:.4f} → adapted_hybrid {n['adapted_hybrid']:.4f} ({d:+.4f})", threshold=thr))
+    return out
+
+
+def _choices(a: Audit, t: AuditThresholds) -> list[Finding]:
+    """Choices made on synthetic evidence: a strength at its grid's edge is amber; the fusion rule's evidence is shown."""
+    u, out = a.tuned, []
+    if u is None:
+        return out
+    tried = u.strengths_tried
+    if u.strength != 1.0 and tried and u.strength in (min(tried), max(tried)):
+        ci = u.strength_interval or [0.0, 0.0, 0.0]
+        out.append(Finding(level="amber", check="choices", title=f"the tuned correction's strength {u.strength} is at the edge of the grid it was chosen from",
+                           evidence=(f"tried {', '.join(str(x) for x in tried)}; validation loss minus strength 1's {ci[0]:+.4f} "
+                                     f"[{ci[1]:+.4f}, {ci[2]:+.4f}] on pseudo-queries — the best may lie beyond the grid, or be an artefact of them"),
+                           threshold="a strength other than 1 at the smallest or largest tried: amber"))
+    e = u.llm_query_evidence
+    if u.fusion and e and e.get("best_fixed_minus_rule"):
+        by = e["mrr_by_weight"]
+        best = max(by, key=lambda w: by[w])
+        m, lo, hi = e["best_fixed_minus_rule"]
+        out.append(Finding(level="green", check="choices", title=f"search fuses BM25 by the {u.fusion} rule, fixed in advance ({u.teacher_chosen_on})",
+                           evidence=(f"MRR@10 on the run's {e['label_queries']} LLM queries: rule {e['rule_mrr']:.3f}, the best fixed BM25 share ({best}) "
+                                     f"{by[best]:.3f} ({m:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]): recorded, not acted on — these queries reuse their "
+                                     "item's words and favour BM25 more than users' queries do; `retable audit RUN --probe BEIR_DIR` measures the rule on real queries"),
+                           threshold="nothing is chosen on this run's queries, so nothing is judged"))
     return out
 
 
@@ -175,6 +206,6 @@ def _collisions(a: Audit, t: AuditThresholds) -> list[Finding]:
 
 def judge_audit(a: Audit, t: AuditThresholds) -> tuple[str, list[Finding]]:
     """All findings, worst first, and the verdict (the worst level)."""
-    found = _loss(a, t) + _held_out(a, t) + _coverage(a, t) + _faithfulness(a, t) + _drift(a, t) + _collisions(a, t)
+    found = _loss(a, t) + _held_out(a, t) + _coverage(a, t) + _faithfulness(a, t) + _drift(a, t) + _collisions(a, t) + _choices(a, t)
     found.sort(key=lambda f: ORDER[f.level])
     return (found[0].level if found else "green"), found

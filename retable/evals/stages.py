@@ -9,7 +9,7 @@ from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIE
 from retable.stage import LLM_FIELDS, Context, Stage
 
 JUDGE_VERSION = 2  # part of the judge stage's key: raise it when the sampling or the test changes
-SCHEMA_VERSION = 2  # audit.json's schema, and the audit stage's version
+SCHEMA_VERSION = 3  # audit.json's schema, and the audit stage's version
 
 
 def _judge(ctx: Context) -> None:

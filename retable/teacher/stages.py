@@ -1,7 +1,8 @@
 """The `pseudo` and `teacher` stages. `pseudo` writes LLM-free queries for every item (their formats
-name their source) and embeds them. `teacher` builds BM25 over the items, chooses BM25's share of
-the fused score on the run's LLM queries (each labelled with the item it was written from), and
-scores the candidates of every training query: the LLM queries the filter kept and the pseudo-queries."""
+name their source) and embeds them. `teacher` builds BM25 over the items, fuses it with the frozen
+encoder by the prior rule (teacher/fusion.py) or the share set, records how fixed shares rank the run's
+LLM queries (each labelled with the item it was written from), and scores the candidates of every
+training query: the LLM queries the filter kept and the pseudo-queries."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from retable.runfiles import (DROPPED, ITEM_EMB, ITEMS, KEPT, PSEUDO, PSEUDO_EMB
                               ROUND_QUERY_EMB, TEACHER, TEACHER_LABELS, Labels, TeacherRecord)
 from retable.stage import Context, Stage
 
-DEFAULT_WEIGHT = 0.5  # BM25's share when the run has too few LLM queries to choose one: an equal share of the two normalized scores
-MIN_LABEL_QUERIES = 30
+MIN_LABEL_QUERIES = 30  # LLM queries below which the evidence on fixed shares is not recorded
 
 
 def _pseudo(ctx: Context) -> None:
@@ -26,22 +26,28 @@ def _pseudo(ctx: Context) -> None:
 PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS), config=("seed", "encoder", "encoder_backend", "pseudo_formats"))
 
 
-def _choose(ctx: Context, cands_for, item_row: dict[str, int]) -> tuple[float, str, int, dict[str, float]]:
-    """BM25's share: the setting, else the best on the LLM queries that passed every check but rank
-    (kept, or dropped only for their rank), else the default."""
+def _evidence(ctx: Context, cands_for, item_row: dict[str, int], fusion) -> dict:
+    """How fixed BM25 shares and the rule rank the LLM queries that passed every check but rank (kept, or
+    dropped only for their rank) — recorded for the audit, never used to move the rule: these queries
+    reuse their item's words, so they lean toward BM25 more than users' queries do."""
     import numpy as np
 
-    from retable.teacher.fusion import choose_weight
+    from retable.evals.loss import paired_interval
+    from retable.teacher.fusion import WEIGHTS, reciprocal_ranks
 
-    if ctx.config.teacher_weight is not None:
-        return ctx.config.teacher_weight, "setting", 0, {}
     q_row = {q.id: i for i, q in enumerate(ctx.run.queries())}
     labelled = [p for p in ctx.run.kept()] + [p for p in ctx.run.dropped() if p.reason == "round_trip_rank"]
+    out = {"label_queries": len(labelled), "mrr_by_weight": {}}
     if len(labelled) < MIN_LABEL_QUERIES:
-        return DEFAULT_WEIGHT, "default", len(labelled), {}
+        return out
     emb = ctx.run.query_emb()[[q_row[p.query_id] for p in labelled]]
-    weight, scores = choose_weight(cands_for([p.query for p in labelled], emb), np.array([item_row[p.item_id] for p in labelled]))
-    return weight, "llm_queries", len(labelled), {str(w): round(s, 4) for w, s in scores.items()}
+    cands, pos = cands_for([p.query for p in labelled], emb), np.array([item_row[p.item_id] for p in labelled])
+    rr = {w: reciprocal_ranks(cands.ranked(w, 10)[1], pos) for w in WEIGHTS}
+    rule_rr = reciprocal_ranks(fusion.ranked(cands, 10)[1], pos)
+    best = max(WEIGHTS, key=lambda w: (rr[w].mean(), -w))
+    low, high = paired_interval(rr[best], rule_rr)
+    return {**out, "mrr_by_weight": {str(w): round(float(v.mean()), 4) for w, v in rr.items()}, "rule_mrr": round(float(rule_rr.mean()), 4),
+            "best_fixed_minus_rule": [round(float((rr[best] - rule_rr).mean()), 4), round(low, 4), round(high, 4)]}
 
 
 def candidates(lexical, item_emb, texts: list[str], emb, k: int):
@@ -55,6 +61,7 @@ def candidates(lexical, item_emb, texts: list[str], emb, k: int):
 def _teacher(ctx: Context) -> None:
     import numpy as np
 
+    from retable.teacher.fusion import Fusion
     from retable.teacher.lexical import Lexical
 
     run, k = ctx.run, ctx.config.teacher_candidates
@@ -65,24 +72,25 @@ def _teacher(ctx: Context) -> None:
     def cands_for(texts: list[str], emb):
         return candidates(lexical, item_emb, texts, emb, k)
 
-    weight, chosen_on, n_labels, by_weight = _choose(ctx, cands_for, item_row)
+    fusion = Fusion.of(ctx.config.teacher_weight)
+    evidence = _evidence(ctx, cands_for, item_row, fusion)
     q_row = {q.id: i for i, q in enumerate(run.queries())}
     kept, pseudo = run.kept(), run.pseudo_queries()
     dim = item_emb.shape[1]
     emb = np.vstack([run.query_emb()[[q_row[p.query_id] for p in kept]].reshape(len(kept), dim), run.pseudo_emb().reshape(len(pseudo), dim)])
     texts = [p.query for p in kept] + [q.text for q in pseudo]
-    scores, rows = cands_for(texts, emb).ranked(weight, k)
+    scores, rows = fusion.ranked(cands_for(texts, emb), k)
     formats = [p.format for p in kept] + [q.format for q in pseudo]
     run.write_teacher(
-        TeacherRecord(weight=weight, chosen_on=chosen_on, label_queries=n_labels, mrr_by_weight=by_weight, candidates=k,
-                      labelled_by_format=dict(Counter(formats))),
+        TeacherRecord(weight=fusion.weight, rule=fusion.rule, chosen_on="setting" if ctx.config.teacher_weight is not None else "prior",
+                      candidates=k, labelled_by_format=dict(Counter(formats)), **evidence),
         Labels(query_ids=np.array([p.query_id for p in kept] + [q.id for q in pseudo], dtype=str), formats=np.array(formats, dtype=str),
                pos=np.array([item_row[p.item_id] for p in kept] + [item_row[q.item_id] for q in pseudo], dtype=np.int64),
                rows=rows, scores=scores))
-    ctx.log(f"teacher: BM25 share {weight} ({chosen_on}), {len(texts)} queries labelled")
+    ctx.log(f"teacher: BM25 fused with the frozen encoder by {fusion}, {len(texts)} queries labelled")
 
 
 TEACHER_STAGE = Stage(
-    "teacher", _teacher, writes=(TEACHER, TEACHER_LABELS),
+    "teacher", _teacher, version=2, writes=(TEACHER, TEACHER_LABELS),
     reads=(ITEMS, ROUND_ITEMS, ITEM_EMB, ROUND_ITEM_EMB, QUERIES, ROUND_QUERIES, QUERY_EMB, ROUND_QUERY_EMB, KEPT, DROPPED, PSEUDO, PSEUDO_EMB),
     config=("teacher_weight", "teacher_candidates"))
