@@ -1,6 +1,11 @@
 """What each training-signal source and the teacher add: the run's table retrained (same splits and
-settings) without one source, or with another teacher, and measured on the collection's real queries.
-Used by adapt_quality.py --ablation; `RetrainSetup` is shared with tune_probes.py."""
+settings) without one source, or with another teacher, and measured on the collection's real queries
+(the table alone, and fused with BM25 by the run's rule: what search serves). Used by adapt_quality.py
+--ablation; `RetrainSetup` is shared with tune_probes.py. Alone, on finished adapt_quality run folders:
+
+    .venv/bin/python benchmarks/ablation.py scifact nfcorpus cisi npl --tag=-peak --variants "teacher: BM25 share 0.5"
+
+writes benchmarks/results/ablation<tag>.json."""
 
 from __future__ import annotations
 
@@ -76,10 +81,11 @@ def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
     out = {"without LLM queries": (set(config.query_formats), None), "without pseudo-queries": (set(PSEUDO_FORMATS), None)}
     out |= {f"without {f}": ({f}, None) for f in PSEUDO_FORMATS}
     out |= {"teacher: frozen encoder alone": (set(), 0.0), "teacher: BM25 alone": (set(), 1.0)}
-    return out
+    out |= {f"teacher: BM25 share {w}": (set(), w) for w in (0.3, 0.5)}
+    return {"as shipped": (set(), None), **out}
 
 
-def ablate(run_dir: Path, data: Path) -> dict[str, dict]:
+def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict[str, dict]:
     from retable.teacher.stages import candidates
 
     s = RetrainSetup.load(run_dir, data)
@@ -89,6 +95,8 @@ def ablate(run_dir: Path, data: Path) -> dict[str, dict]:
     label_cands = candidates(lexical, s.item_emb, [texts[i] for i in labels.query_ids], s.label_emb, config.teacher_candidates)
     out = {}
     for name, (exclude, weight) in _variants(config).items():
+        if variants is not None and name not in variants:
+            continue
         lab = labels
         if weight is not None:
             scores, cand_rows = label_cands.ranked(weight, config.teacher_candidates)
@@ -97,3 +105,25 @@ def ablate(run_dir: Path, data: Path) -> dict[str, dict]:
         out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries}
         print(name, json.dumps(out[name]), flush=True)
     return out
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from corpus_mode import DATASETS, ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="+")
+    parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
+    parser.add_argument("--variants", nargs="*", help="names of the variants to retrain (default: all)")
+    args = parser.parse_args()
+    out = {name: ablate(ROOT / "runs" / f"quality-{name}{args.tag}", DATASETS / name, args.variants) for name in args.datasets}
+    path = ROOT / "benchmarks" / "results" / f"ablation{args.tag}.json"
+    path.write_text(json.dumps({"command": " ".join(sys.argv), "by_dataset": out}, indent=1) + "\n")
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()

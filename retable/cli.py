@@ -67,12 +67,12 @@ PromptsDir = Annotated[Optional[Path], typer.Option(help="Folder of .jinja templ
 def _run(description: str, corpus: Path | None, out: Path | None, config: Path | None, prompts: Path | None, api_key: str | None,
          *, generate_only: bool, **settings) -> Path:
     """What adapt and generate share: read and check the input, build the config, run the pipeline."""
-    from retable.files import check_corpus_path, read_description
+    from retable.files import MAX_DESCRIPTION_READ, check_corpus_path, read_description
     from retable.llm.factory import make_llm
     from retable.pipeline import run_adapt
     from retable.prompts import Prompts
 
-    text = read_description(description, sys.stdin.buffer.read() if description == "-" else None)
+    text = read_description(description, sys.stdin.buffer.read(MAX_DESCRIPTION_READ) if description == "-" else None)
     if corpus is not None:
         check_corpus_path(corpus)
     urls = [u.strip() for u in (settings.pop("base_url", None) or "").split(",") if u.strip()]
@@ -106,6 +106,16 @@ def generate(description: Description, corpus: Corpus = None, out: Out = None, a
     typer.echo(f"pairs: {path}")
 
 
+def _not_in_adapter(run_dir: Path, out: Path) -> None:
+    """An output file may not land in the run's adapter folders (it would replace a file search reads)."""
+    from retable.runfiles import ADAPTER, INDEXED
+
+    target = out.resolve()
+    for adapter in (run_dir / ADAPTER, run_dir / INDEXED / ADAPTER):
+        if target.is_relative_to(adapter.resolve()):
+            raise UserError(f"--json {out} is inside the run's adapter {adapter} — write the metrics elsewhere")
+
+
 @app.command("eval")
 @user_errors
 def eval_(
@@ -119,6 +129,7 @@ def eval_(
     from retable.files import check_writable, write_json
 
     if json_out:
+        _not_in_adapter(run_dir, json_out)
         check_writable(json_out)  # before minutes of encoding, not after
     from retable.adapters.indexing import description_only
 

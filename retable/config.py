@@ -71,6 +71,7 @@ class RunConfig(BaseModel):
     price_per_million_tokens: dict[Literal["prompt", "completion"], float] | None = Field(
         None, description='e.g. {"prompt": 0.15, "completion": 0.6}: the report gives a cost per stage')
     filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query, under the frozen encoder or BM25")
+    strict: bool = Field(False, description="refuse a corpus with documents that have neither title nor text (default: skip them, counted in a warning)")
     pseudo_formats: list[Literal[PSEUDO_FORMATS]] = Field(default_factory=lambda: list(PSEUDO_FORMATS),
                                                           description=f"LLM-free queries every item gets, of {', '.join(PSEUDO_FORMATS)} (none: an empty list)")
     teacher_weight: float | None = Field(None, ge=0, le=1, description="BM25's fixed share of the fused score (teacher and hybrid search); default: none, the per-query `peak` rule")

@@ -23,13 +23,16 @@ R = TypeVar("R", bound=BaseModel)
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|npy)$")  # what `replacing` names its temporary files
+_TEMP = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.(?:tmp|npy)$")  # what `replacing` names its temporary files (group 1: the target)
 
 
 def write_error(path: Path, exc: OSError) -> UserError:
     """A failed write as one line that names the file and the fix."""
     if exc.errno in NO_SPACE:
         return UserError(f"no space left to write {path} — free some space on that disk (finished stages are kept) and rerun")
+    if exc.errno == errno.ENAMETOOLONG:
+        long = next((part for part in path.parts if len(part.encode()) > 255), path.name)
+        return UserError(f"cannot write a file named {long[:24]}… ({len(long.encode())} bytes; this file system allows 255 a name) — choose a shorter name")
     return UserError(f"cannot write {path} ({exc.strerror or exc}) — choose a writable path")
 
 
@@ -64,18 +67,24 @@ def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 def check_writable(path: Path) -> None:
-    """Fail now, with one line, if `path` cannot be written later (a folder, a read-only or missing place)."""
-    if path.is_dir():
+    """Fail now, with one line, if `path` cannot be written later (a folder, a read-only or missing place, a name too long)."""
+    try:
+        folder = path.is_dir()
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    if folder:
         raise UserError(f"cannot write {path} (it is a folder) — name a file")
     os.unlink(_temp_beside(path, ".tmp"))
 
 
-def remove_stale_temps(folder: Path) -> int:
-    """Temporary files a killed process left behind in a run folder (and its sub-folders); only called
-    while the run's lock is held, so none of them is being written. Returns how many were removed."""
+def remove_stale_temps(folder: Path, owned=lambda path, target: True) -> int:
+    """Temporary files a killed process left behind in a run folder (and its sub-folders) — those that
+    `owned(path, target name)` says the run made; only called while the run's lock is held, so none of
+    them is being written. Returns how many were removed."""
     removed = 0
     for p in folder.rglob(".*"):
-        if p.is_file() and _TEMP.match(p.name):
+        m = _TEMP.match(p.name)
+        if m and p.is_file() and owned(p, m.group(1)):
             p.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -134,6 +143,7 @@ def fingerprint(obj) -> str:
 
 
 MAX_DESCRIPTION_CHARS = 20_000  # the description goes into every prompt of a 2k-token model
+MAX_DESCRIPTION_READ = 4 * MAX_DESCRIPTION_CHARS + 4  # bytes read at most (4 a UTF-8 character): an endless stdin stops here
 
 
 def read_description(source: str, stdin: bytes | str | None = None) -> str:
@@ -144,10 +154,14 @@ def read_description(source: str, stdin: bytes | str | None = None) -> str:
         path = Path(source)
         check_input_file(path, "description file", "a text file describing the domain, or - for stdin")
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as fh:
+                raw = fh.read(MAX_DESCRIPTION_READ)
         except OSError as exc:
             raise UserError(f"cannot read description {source} ({exc.strerror}) — check the path and its permissions") from None
         where = source
+    if len(raw) >= MAX_DESCRIPTION_READ:
+        raise UserError(f"description from {where} is longer than {MAX_DESCRIPTION_CHARS:,} characters — keep it under that; "
+                        "a few sentences are enough (pass your documents with --corpus)")
     try:
         text = raw if isinstance(raw, str) else raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -190,16 +204,46 @@ def item_id(value, where: str) -> str:
     text = str(value).strip()
     if not text:
         raise UserError(f"{where} has an empty id — give every line a non-empty \"id\" (or BEIR \"_id\")")
+    if any(c in text for c in "\t\n\r\x00"):
+        raise UserError(f"{where} has an id with a tab, line break or NUL ({text[:24]!r}) — ids are printed one a line; remove them")
     return text
 
 
-def iter_corpus(path: Path) -> Iterator[Item]:
+def corpus_item(row, where: str, seen: set[str], *, empty_ok: bool = False) -> Item | None:
+    """One corpus record, checked: a JSON object with an id (not among `seen`, which it then joins) and a
+    title or a text, both strings; `where` names it in the error ("corpus FILE line N"). With `empty_ok`,
+    a record with neither title nor text is None (skipped) instead of an error."""
+    if not isinstance(row, dict):
+        raise UserError(f"{where} is not a JSON object — each line needs id and text")
+    raw_id = row.get("_id", row.get("id"))
+    if raw_id is None:
+        raise UserError(f"{where} has no id — add an \"id\" (or BEIR \"_id\") field")
+    iid = item_id(raw_id, where)
+    text, title = row.get("text"), row.get("title") or ""
+    if (text is not None and not isinstance(text, str)) or not isinstance(title, str):
+        raise UserError(f"{where} (id {iid}) has a title or text that is not a string — write them as JSON strings")
+    text, title = (text or "").strip(), title.strip()
+    if iid in seen:
+        raise UserError(f"{where} repeats id {iid} — ids must be unique")
+    seen.add(iid)
+    if not text and not title:
+        if empty_ok:
+            return None
+        raise UserError(f"{where} (id {iid}) has neither title nor text — add a non-empty \"text\" field or remove the line")
+    # a title-only document (BEIR allows them) is its title; the encoder reads title + text either way
+    return Item(id=iid, title=title if text else "", text=text or title, source="corpus")
+
+
+def iter_corpus(path: Path, *, strict: bool = False, empty: list[str] | None = None) -> Iterator[Item]:
     """Items from BEIR `corpus.jsonl` (`_id`, `title`, `text`) or JSONL with `id` and `text`, read one
-    line at a time; a bad line is a UserError naming it. Only the ids seen are kept in memory."""
+    line at a time; a bad line is a UserError naming it. Only the ids seen are kept in memory. A document
+    with neither title nor text (real BEIR collections have a few) is skipped and its id appended to
+    `empty`, or, `strict`, refused."""
     check_corpus_path(path)
     seen: set[str] = set()
+    n_items = n_empty = 0
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open(encoding="utf-8-sig")  # a byte-order mark some editors write is read past
     except OSError as exc:
         raise UserError(f"cannot open corpus {path} ({exc.strerror}) — check the path and its permissions") from None
     with fh:
@@ -211,36 +255,43 @@ def iter_corpus(path: Path) -> Iterator[Item]:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     raise UserError(f"corpus {path} line {n} is not valid JSON — each line must be one JSON object") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"corpus {path} line {n} is not a JSON object — each line needs id and text")
-                raw_id = row.get("_id", row.get("id"))
-                if raw_id is None:
-                    raise UserError(f"corpus {path} line {n} has no id — add an \"id\" (or BEIR \"_id\") field")
-                iid = item_id(raw_id, f"corpus {path} line {n}")
-                text, title = row.get("text"), row.get("title") or ""
-                if (text is not None and not isinstance(text, str)) or not isinstance(title, str):
-                    raise UserError(f"corpus {path} line {n} (id {iid}) has a title or text that is not a string — write them as JSON strings")
-                text, title = (text or "").strip(), title.strip()
-                if not text and not title:
-                    raise UserError(f"corpus {path} line {n} (id {iid}) has neither title nor text — add a non-empty \"text\" field or remove the line")
-                if iid in seen:
-                    raise UserError(f"corpus {path} line {n} repeats id {iid} — ids must be unique")
-                seen.add(iid)
-                # a title-only document (BEIR allows them) is its title; the encoder reads title + text either way
-                yield Item(id=iid, title=title if text else "", text=text or title, source="corpus")
+                item = corpus_item(row, f"corpus {path} line {n}", seen, empty_ok=not strict)
+                if item is None:
+                    n_empty += 1
+                    if empty is not None:
+                        empty.append(item_id(row.get("_id", row.get("id")), ""))  # checked by corpus_item
+                    continue
+                n_items += 1
+                yield item
         except UnicodeDecodeError:
             raise UserError(f"corpus {path} is not UTF-8 text — convert it to UTF-8 JSONL") from None
-    if not seen:
-        raise UserError(f"corpus {path} holds no items — it needs one JSON object with id and text per line")
+    if not n_items:
+        empties = f": its {n_empty:,} document{'s have' if n_empty != 1 else ' has'} neither title nor text" if n_empty else ""
+        raise UserError(f"corpus {path} holds no items{empties} — it needs one JSON object with id and text per line")
 
 
-def load_corpus(path: Path) -> list[Item]:
-    return list(iter_corpus(path))
+def load_corpus(path: Path, log=print) -> list[Item]:
+    """Every item of the corpus; empty documents are skipped and counted aloud."""
+    empty: list[str] = []
+    items = list(iter_corpus(path, empty=empty))
+    warn_empty(path, empty, log)
+    return items
 
 
-def check_corpus(path: Path) -> int:
-    """Read the whole corpus once, streaming, so bad input fails before any LLM call; returns its size."""
-    return sum(1 for _ in iter_corpus(path))
+def check_corpus(path: Path, *, strict: bool = False, log=print) -> int:
+    """Read the whole corpus once, streaming, so bad input fails before any LLM call; returns how many
+    items it holds (empty documents skipped, counted aloud, or with `strict` refused)."""
+    empty: list[str] = []
+    n = sum(1 for _ in iter_corpus(path, strict=strict, empty=empty))
+    warn_empty(path, empty, log)
+    return n
+
+
+def warn_empty(path: Path, empty: list[str], log) -> None:
+    if empty:
+        log(f"warning: skipped {len(empty):,} document{'s' if len(empty) != 1 else ''} of {path} with neither title nor text "
+            f"(ids {', '.join(empty[:5])}{', …' if len(empty) > 5 else ''}); they are not indexed, so no search finds them — "
+            "--strict refuses such a corpus instead")
 
 
 def write_npy(path: Path, array) -> None:
@@ -279,6 +330,30 @@ def _reserve(path: Path) -> None:
         os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
     finally:
         os.close(fd)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """`src` copied onto `dst` atomically (a temporary file beside it, then renamed): a full disk leaves no
+    half-written `dst`, and is one line naming it."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(dst, suffix=".npy" if dst.suffix == ".npy" else ".tmp") as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def read_cached_npy(path: Path, rows: int | None = None):
+    """A cache's array, or None when it is absent, damaged (a torn write, a foreign file) or not `rows` long:
+    a cache is rebuilt, never reported as tampering."""
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    return array if rows is None or len(array) == rows else None
 
 
 def read_npy(path: Path):

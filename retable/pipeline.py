@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,7 @@ from retable.files import check_corpus
 from retable.llm import LLM, LLMClient, UsageLog
 from retable.llm.cache import CallCache
 from retable.prompts import Prompts
-from retable.runfiles import ADAPTER, ADAPTER_META, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
+from retable.runfiles import ADAPTER, ADAPTER_META, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, LOCK, MANIFEST, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
 from retable.runlock import locked_run
 from retable.runstate import RunState
 from retable.stage import Context, Stage, run_stages
@@ -38,6 +39,7 @@ NOT_KEYED = {
     "llm_weights": "the same model's weights in another encoding; like llm_parallel it changes numerics, not what is asked, and replies are cached under the model's name",
     "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
     "hard_negatives": "only the contrastive tables of `retable eval --baselines` mine them; `adapt` tunes on the teacher's candidates",
+    "strict": "whether a corpus with empty documents is refused; when it is not refused the items are the same either way",
 }
 
 
@@ -49,14 +51,24 @@ def generate_stages(corpus: bool) -> list[Stage]:
     return [*data_stages(corpus), EXPORT]
 
 
-def prepare_run_dir(run_dir: Path) -> None:
+RUN_MARKERS = (MANIFEST, LLM_CACHE, LOCK)  # a folder holding one of these is a retable run (perhaps an unfinished one)
+
+
+def prepare_run_dir(run_dir: Path) -> bool:
+    """Make the run folder, or check an existing one is a run: a folder of the user's is never written into.
+    True when this call made the folder."""
     try:
+        made = not run_dir.exists()
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"--out {run_dir} exists and is a file — name a folder for the run")
+        if run_dir.is_dir() and not any((run_dir / m).exists() for m in RUN_MARKERS) and any(run_dir.iterdir()):
+            raise UserError(f"--out {run_dir} is a folder with files that is not a retable run — name a new or empty folder "
+                            "(or a run folder, to resume it); nothing in it was changed")
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_text("")
         probe.unlink()
+        return made
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             long = next((part for part in run_dir.parts if len(part.encode()) > 255), run_dir.name)
@@ -91,22 +103,28 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     """Run every stage; return the path of report.html. With `generate_only`, stop after the data
     (brief, items, queries, the agent's rounds) and return the exported pairs file."""
     if corpus is not None:  # bad input fails before any LLM call
-        n_items = check_corpus(corpus)
+        n_items = check_corpus(corpus, strict=config.strict, log=log)
         if n_items < MIN_ITEMS and not generate_only:
             raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to train a quantizer; "
                             "give a larger --corpus, or use `retable generate` for the pairs alone")
-    prepare_run_dir(run_dir)
-    with locked_run(run_dir):
-        ctx, cache = open_context(run_dir, config, lambda: llm, prompts=prompts, log=log, description=description, corpus=corpus)
-        ctx.run.write_config(config)
-        ctx.run.write_description(description)  # `retable audit` reads it back
-        ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
-        try:
-            run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
-        finally:
-            if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
-                ctx.run.write_endpoints(llm.stats())
-            cache.close()
+    new, paid = prepare_run_dir(run_dir), True
+    try:
+        with locked_run(run_dir):
+            ctx, cache = open_context(run_dir, config, lambda: llm, prompts=prompts, log=log, description=description, corpus=corpus)
+            ctx.run.write_config(config)
+            ctx.run.write_description(description)  # `retable audit` reads it back
+            ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
+            try:
+                run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
+            finally:
+                if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
+                    ctx.run.write_endpoints(llm.stats())
+                paid = len(cache) > 0 or bool(ctx.state.stages)
+                cache.close()
+    except UserError:
+        if new and not paid:  # a folder this command made holds nothing anyone paid for (a junk --model, say): leave no trace
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return ctx.run.path(GENERATED if generate_only else REPORT_HTML)
 
 

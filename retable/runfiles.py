@@ -45,7 +45,7 @@ ROUNDS = "rounds.json"
 GENERATED = "generated_pairs.jsonl"
 PSEUDO = "pseudo_queries.jsonl"  # LLM-free queries for every item (agent/pseudo.py)
 PSEUDO_EMB = "pseudo_emb.npy"
-TEACHER = "teacher.json"  # the teacher's fusion weight and how it was chosen
+TEACHER = "teacher.json"  # the teacher's fusion rule (or set BM25 share) and the LLM queries' evidence
 TEACHER_LABELS = "teacher_labels.npz"  # every training query's candidates and teacher scores
 QUANTIZER = "codes/quantizer.faiss"
 CODES = "codes/codes.npy"
@@ -68,6 +68,16 @@ EVAL_CACHE = "eval_cache"
 INDEXED = "indexed"  # `retable index RUN --corpus FILE`: a run of its own over the real items, whose adapter ships
 
 ROUND_FILES = [ROUND_ITEMS, ROUND_QUERIES, ROUND_ITEM_EMB, ROUND_QUERY_EMB, ROUNDS]
+INDEX_RECORD = "index.json"  # in RUN/indexed/: the corpus, whether the codes were refitted, the table's tuning
+# the names of the files a run writes (anywhere in its folder): a temporary file a killed run left is removed
+# only when it would have replaced one of these, or a file in eval_cache/ (runlock.py)
+RUN_FILE_NAMES = frozenset(Path(v).name for k, v in list(globals().items())
+                           if k.isupper() and isinstance(v, str) and "." in v) | {Path(f).name for f in ADAPTER_LEXICAL_FILES}
+
+
+def owns_temp(path: Path, target: str) -> bool:
+    """Whether the temporary file `path`, written to replace `target` (a name), is one a run made."""
+    return target in RUN_FILE_NAMES or path.parent.name == EVAL_CACHE
 
 
 class Splits(BaseModel):

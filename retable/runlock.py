@@ -13,7 +13,7 @@ from typing import Iterator
 
 from retable.errors import UserError
 from retable.files import remove_stale_temps
-from retable.runfiles import LOCK
+from retable.runfiles import LOCK, owns_temp
 
 
 @contextmanager
@@ -33,7 +33,29 @@ def locked_run(run_dir: Path) -> Iterator[None]:
                             "or pass another --out") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        remove_stale_temps(run_dir)
+        remove_stale_temps(run_dir, owns_temp)
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def adapter_lock(folder: Path, *, write: bool) -> Iterator[None]:
+    """An adapter folder's own lock, `<folder>.lock` beside it: its writer holds it exclusively while it
+    writes the folder's files, a reader shared while it loads them, so a reader (`retable search`,
+    `load_adapter`) sees the old adapter or the new one, never a mix. A reader of a folder no writer
+    ever locked (no lock file, or none it may open) reads without it."""
+    path = folder.with_name(folder.name + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if write else os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        if write:
+            raise UserError(f"cannot lock the adapter {folder} ({exc.strerror}) — check that its run folder is writable") from None
+        fd = None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)

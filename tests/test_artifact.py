@@ -46,6 +46,34 @@ def test_search_finds_an_item_by_its_own_text_and_add_needs_no_retraining(run_di
     assert (run_dir / "adapter" / "table.safetensors").read_bytes() == table_before
 
 
+@pytest.mark.parametrize("batch,message", [
+    ([{"id": "dup-1", "text": "A first text about tides."}, {"id": "dup-1", "text": "Another."}], "repeats id dup-1"),
+    ([{"id": ["x"], "text": "A text."}], "an id that is a list"),
+    ([{"id": "e1", "text": "   "}], "has neither title nor text"),
+    ([{"id": "m1"}], "has neither title nor text"),
+    ([{"id": "t1", "text": 42}], "not a string"),
+    (["just a string"], "is not a JSON object"),
+])
+def test_add_checks_items_as_the_corpus_does_and_adds_none_of_a_bad_batch(run_dir, batch, message):
+    index = retable.load_adapter(run_dir)
+    before = list(index.ids)
+    with pytest.raises(UserError, match=message) as err:
+        index.add(batch)
+    assert "\n" not in str(err.value) and index.ids == before
+
+
+def test_add_refuses_an_id_the_index_already_holds_and_search_refuses_bad_k_or_an_empty_query(run_dir):
+    index = retable.load_adapter(run_dir)
+    with pytest.raises(UserError, match=f"repeats id {index.ids[0]}"):
+        index.add([Item(id=index.ids[0], text="Same id, new text.")])
+    for k in (0, -3, 2.5, True):
+        with pytest.raises(UserError, match="k must be a positive"):
+            index.search("tides", k=k)
+    for query in ("", "   \n"):
+        with pytest.raises(UserError, match="query is empty"):
+            index.search(query)
+
+
 @pytest.mark.parametrize("field, value, message", [("encoder_checksum", "0" * 64, "other weights"), ("encoder_dim", 768, "but adapter.json says M=.*d=768")])
 def test_an_adapter_for_another_encoder_is_refused(run_dir, tmp_path, field, value, message):
     copy = tmp_path / "adapter"
@@ -79,3 +107,33 @@ def test_search_command_prints_ranked_items(run_dir):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2 and items[0].id in lines[0]
+
+
+def test_a_reader_waits_for_a_writer_and_sees_the_whole_new_adapter_never_a_mix(run_dir, tmp_path):
+    """A writer holding the adapter's lock leaves item_emb.npy cut short for a moment, as `retable index`
+    rewriting the adapter does between its files; a reader that starts then gets the complete adapter."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from retable.runlock import adapter_lock
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    emb = run / "adapter" / "item_emb.npy"
+    whole, started = emb.read_bytes(), threading.Event()
+
+    def writer():
+        with adapter_lock(run / "adapter", write=True):
+            np.save(emb, np.load(emb)[:5])  # half-way through writing the new adapter
+            started.set()
+            time.sleep(1.5)
+            emb.write_bytes(whole)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    started.wait()
+    index = retable.load_adapter(run)  # without the lock: "item_emb.npy has shape (5, 384); adapter.json needs …"
+    t.join()
+    assert len(index.ids) == len(np.load(emb)) and index.search("tides", k=2)

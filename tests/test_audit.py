@@ -114,6 +114,27 @@ def test_a_strength_at_its_grids_edge_is_amber(audit, strength, tried, want):
     assert levels(audit).get("choices") == want
 
 
+def test_a_run_with_no_held_out_pairs_finishes_and_says_what_it_could_not_measure(tmp_path):
+    """Two items get LLM queries (a weak model's drop rate leaves as few): the test split is empty."""
+    from conftest import DESCRIPTION
+    from fakes import Responder
+
+    from retable.pipeline import run_adapt
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": f"gut bacteria report {i}",
+                                          "text": f"Report {i} measured probiotic strain {i % 7} and fiber {i % 5} in colon samples."}) + "\n"
+                              for i in range(40)))
+    cfg = RunConfig(n_subtopics=4, items_per_subtopic=4, epochs=3, rounds=1, max_query_items=2, judge_pairs=2)
+    run_adapt(DESCRIPTION, tmp_path / "run", cfg, FakeLLM(Responder()), corpus=corpus, log=lambda m: None)
+    a = Audit.model_validate_json((tmp_path / "run" / "audit.json").read_text())
+    assert a.held_out.n_pairs == 0 and a.drift.n_queries == 0
+    unmeasured = {f.check: f.title for f in a.findings if f.level == "amber"}
+    assert "too few held-out pairs" in unmeasured["held_out"] and "too few held-out queries" in unmeasured["drift"]
+    assert "too few held-out pairs to measure the adaptation" in (tmp_path / "run" / "report.md").read_text()
+    assert "too few held-out pairs" in (tmp_path / "run" / "report.html").read_text()
+
+
 def test_a_changed_encoder_is_red(audit):
     audit.encoder.unchanged = False
     assert judge_audit(audit, T)[0] == "red"

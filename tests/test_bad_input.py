@@ -46,15 +46,20 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
     for name, value in (("list", ["a"]), ("bool", True), ("float", 1.5), ("object", {"a": 1})):
         (tmp / f"id-{name}.jsonl").write_text(json.dumps({"_id": value, "text": "a document"}) + "\n")
     (tmp / "id-nan.jsonl").write_text('{"_id": NaN, "text": "a document"}\n')
+    (tmp / "id-tab.jsonl").write_text(json.dumps({"_id": "doc\t7", "text": "a document"}) + "\n")
     (tmp / "two.jsonl").write_text(_lines({"id": "1", "text": "one document"}, {"id": "2", "text": "another document"}))
     os.mkfifo(tmp / "fifo.txt")
     os.symlink(tmp / "loop-b.txt", tmp / "loop-a.txt")
     os.symlink(tmp / "loop-a.txt", tmp / "loop-b.txt")
     (tmp / "junk.gguf").write_bytes(b"GGUF" + os.urandom(2048))
     for name, template in (("syntax", "{% block system %}{{ oops {% endblock %}{% block user %}x{% endblock %}"),
-                           ("sandbox", "{% block system %}{{ ''.__class__.__mro__[1].__subclasses__() }}{% endblock %}{% block user %}x{% endblock %}")):
+                           ("sandbox", "{% block system %}{{ ''.__class__.__mro__[1].__subclasses__() }}{% endblock %}{% block user %}x{% endblock %}"),
+                           ("include-file", "{% block system %}{% include '/etc/passwd' %}{% endblock %}{% block user %}x{% endblock %}"),
+                           ("include-cycle", "{% block system %}{% include 'brief.jinja' %}{% endblock %}{% block user %}x{% endblock %}")):
         (tmp / f"prompts-{name}").mkdir()
         (tmp / f"prompts-{name}" / "brief.jinja").write_text(template)
+    (tmp / "users-folder").mkdir()
+    (tmp / "users-folder" / "config.json").write_text('{"mine": true}')
     good, out = str(tmp / "good.txt"), str(tmp / "run")
     return {
         "empty description file": ["adapt", str(tmp / "empty.txt")],
@@ -97,17 +102,22 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         "description that is a symlink loop": ["adapt", str(tmp / "loop-a.txt")],
         "corpus that is a folder": ["adapt", good, "--corpus", str(tmp), "--out", out],
         **{f"corpus id that is a {k}": ["adapt", good, "--corpus", str(tmp / f"id-{k}.jsonl"), "--out", out]
-           for k in ("list", "bool", "float", "object", "nan")},
+           for k in ("list", "bool", "float", "object", "nan", "tab")},
         "corpus of 2 items (checked before any LLM call)": ["adapt", good, "--corpus", str(tmp / "two.jsonl"), "--out", out],
         "--out name over 255 characters": ["adapt", good, "--out", str(tmp / ("r" * 300))],
         "a file with GGUF magic and junk as --model": ["adapt", good, "--model", str(tmp / "junk.gguf"), "--out", out],
         "--prompts template that does not parse": ["adapt", good, "--prompts", str(tmp / "prompts-syntax"), "--out", out],
         "--prompts template the sandbox refuses": ["adapt", good, "--prompts", str(tmp / "prompts-sandbox"), "--out", out],
+        "--prompts template that includes /etc/passwd": ["adapt", good, "--prompts", str(tmp / "prompts-include-file"), "--out", out],
+        "--prompts template that includes itself": ["adapt", good, "--prompts", str(tmp / "prompts-include-cycle"), "--out", out],
+        "--out an existing folder that is not a run": ["adapt", good, "--out", str(tmp / "users-folder")],
         **{f"search with an adapter: {fault}": ["search", str(tmp / f"tampered-{i}"), "query"] for i, fault in enumerate(FAULTS)},
         "search with a broken items.jsonl": ["search", str(tmp / "broken-items"), "query"],
         "search with an adapter whose encoder is a pickled checkpoint": ["search", str(tmp / "pickle-encoder-adapter"), "query"],
         "eval --json into a folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp)],
         "eval --json to a path that cannot be written": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", "/proc/metrics.json"],
+        "eval --json into the run's adapter": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp / "built" / "adapter" / "adapter.json")],
+        "eval --json with a name over 255 bytes": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp / ("m" * 300 + ".json"))],
         "eval with qrels of another corpus": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir-foreign")],
         "eval with qrels whose score is not a number": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir-badscore")],
     }
@@ -186,7 +196,26 @@ def _doc(cases) -> str:
     for name, (_, stderr, tmp) in cases.items():
         message = stderr.strip().replace(tmp, "<tmp>").replace("|", "\\|")
         rows.append(f"| {name} | {message} |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n" + BEYOND_THE_CLI
+
+
+BEYOND_THE_CLI = """
+## Beyond one command line
+
+Cases a single `retable` call cannot show; each has the test named beside it.
+
+| case | what happens | test |
+|---|---|---|
+| a run whose held-out split is empty (few kept pairs) | the audit and report finish; the held-out and drift findings say, amber, that there were too few pairs to measure | tests/test_audit.py::test_a_run_with_no_held_out_pairs_finishes_and_says_what_it_could_not_measure |
+| a killed run's temporary files beside the user's own dot-files | only temporaries of files a run writes (or of eval_cache/) are removed | tests/test_hardening.py::test_temporary_files_of_a_killed_run_are_removed_by_the_next |
+| a full disk while copying the corpus cache (`index`, `adapt --corpus`) | one line naming the file; no half-written cache left | tests/test_hardening.py::test_a_full_disk_is_one_line_and_leaves_no_temporary_file |
+| a torn or foreign `eval_cache/*.npy` | rebuilt, not reported as tampering | tests/test_hardening.py::test_a_damaged_corpus_cache_is_rebuilt_not_reported |
+| `load_adapter(...).add(items)` with a repeated or existing id, an ill-typed id or text, an empty or missing text | one `UserError` naming the item, as `--corpus` does; none of the batch is added | tests/test_artifact.py::test_add_checks_items_as_the_corpus_does_and_adds_none_of_a_bad_batch |
+| `search` with `k <= 0` or an empty query | one `UserError` | tests/test_artifact.py::test_add_refuses_an_id_the_index_already_holds_and_search_refuses_bad_k_or_an_empty_query |
+| queries.jsonl repeating a query id; qrels with negative grades | an error naming the line; negative grades read as not relevant, with a warning that counts them | tests/test_hardening.py::test_negative_grades_are_not_relevance_and_are_counted_and_a_repeated_query_id_is_refused |
+| a corpus with a few empty documents | skipped with a warning that counts them and names the first five ids (not indexed, so evaluation scores them unfindable); `--strict` refuses | tests/test_hardening.py::test_empty_documents_are_skipped_counted_and_named_and_strict_refuses_them |
+| an endless description on stdin (`retable adapt - < /dev/zero`); a UTF-8 byte-order mark atop corpus.jsonl | read up to 80 KB, then one line; the mark is read past | tests/test_hardening.py::test_an_endless_description_on_stdin_is_cut_and_refused_and_a_bom_corpus_is_read |
+"""
 
 
 def test_reliability_doc_matches_the_cases(cases):

@@ -60,8 +60,12 @@ def test_corpus_line_without_text(tmp_path, description, monkeypatch):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps({"_id": "1", "text": "fine"}) + "\n" + json.dumps({"_id": "2", "title": " "}) + "\n")  # title-only lines are items
     llm = FakeLLM(Responder())
-    with pytest.raises(UserError, match="line 2 \\(id 2\\) has neither title nor text"):
-        run_adapt(description.read_text(), tmp_path / "run", RunConfig(), llm, corpus=corpus, log=lambda m: None)
+    with pytest.raises(UserError, match="line 2 \\(id 2\\) has neither title nor text"):  # --strict refuses the line
+        run_adapt(description.read_text(), tmp_path / "run", RunConfig(strict=True), llm, corpus=corpus, log=lambda m: None)
+    logs = []
+    with pytest.raises(UserError, match="has 1 item — at least 16"):  # by default it is skipped, counted, and the rest is checked
+        run_adapt(description.read_text(), tmp_path / "run", RunConfig(), llm, corpus=corpus, log=logs.append)
+    assert logs[0].startswith(f"warning: skipped 1 document of {corpus} with neither title nor text (ids 2)")
     assert llm.history == []  # checked before any LLM call is paid for
 
 

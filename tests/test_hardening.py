@@ -66,7 +66,7 @@ import resource, signal, sys
 from pathlib import Path
 import numpy as np
 from retable.errors import UserError
-from retable.files import encode_to_npy, write_json
+from retable.files import copy_file, encode_to_npy, write_json
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # files may not grow past 200 KB: as a full disk does
 class Enc:
@@ -74,8 +74,10 @@ class Enc:
     def encode(self, texts, progress=False):
         return np.ones((len(texts), 384), np.float32)
 out = Path(sys.argv[1])
+big = Path(sys.argv[2])  # made before the limit: 1 MB
 for what, write in (("npy", lambda: encode_to_npy(Enc(), ["x"] * 1000, out / "item_emb.npy")),
-                    ("json", lambda: write_json(out / "report.json", ["y" * 1000] * 300))):
+                    ("json", lambda: write_json(out / "report.json", ["y" * 1000] * 300)),
+                    ("copy", lambda: copy_file(big, out / "eval_cache" / "corpus.npy"))):
     try:
         write()
         print(what, "written")
@@ -85,12 +87,26 @@ for what, write in (("npy", lambda: encode_to_npy(Enc(), ["x"] * 1000, out / "it
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path):
-    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    big = tmp_path.parent / f"{tmp_path.name}-big.npy"
+    np.save(big, np.ones((700, 384), np.float32))
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path), str(big)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"npy no space left to write {tmp_path}/item_emb.npy")
     assert lines[1].startswith(f"json no space left to write {tmp_path}/report.json")
-    assert list(tmp_path.iterdir()) == []
+    assert lines[2].startswith(f"copy no space left to write {tmp_path}/eval_cache/corpus.npy")  # the corpus cache `index` and `eval` share
+    assert list(tmp_path.rglob("*.*")) == []
+
+
+def test_a_damaged_corpus_cache_is_rebuilt_not_reported(tmp_path):
+    from retable.files import read_cached_npy
+
+    cache = tmp_path / "cache.npy"
+    assert read_cached_npy(cache) is None
+    np.save(cache, np.ones((5, 4), np.float32))
+    assert read_cached_npy(cache, 5).shape == (5, 4) and read_cached_npy(cache, 6) is None  # another corpus's length: rebuilt
+    cache.write_bytes(cache.read_bytes()[:90])  # a torn write from before caches were atomic
+    assert read_cached_npy(cache, 5) is None
 
 
 def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
@@ -99,10 +115,31 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     for p in stale:
         p.write_bytes(b"half")
     (tmp_path / ".keep-me").write_text("not ours")
+    theirs = [tmp_path / ".notes.txt.a1b2c3d4.tmp", tmp_path / "sub" / ".draft.md.zz_9yy8x.tmp"]  # shaped like ours, for files no run writes
+    theirs[1].parent.mkdir()
+    for p in theirs:
+        p.write_text("the user's")
     with locked_run(tmp_path):
         pass
-    assert not any(p.exists() for p in stale) and (tmp_path / ".keep-me").exists()
-    assert remove_stale_temps(tmp_path) == 0
+    assert not any(p.exists() for p in stale) and (tmp_path / ".keep-me").exists() and all(p.exists() for p in theirs)
+    assert remove_stale_temps(tmp_path, lambda path, target: False) == 0
+
+
+def test_an_existing_folder_that_is_not_a_run_is_refused_before_anything_is_written(tmp_path):
+    from retable.pipeline import prepare_run_dir
+
+    mine = {"config.json": '{"mine": true}', "description.txt": "my notes", ".cache.json.a1b2c3d4.tmp": "mine too"}
+    for name, text in mine.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run([sys.executable, "-m", "retable.cli", "adapt", "-", "--out", str(tmp_path)], input="A domain.", capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is not a retable run" in r.stderr, r.stderr
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == mine  # nothing written, nothing deleted
+    prepare_run_dir(tmp_path / "new")  # a new folder, an empty one, or a run folder are fine
+    prepare_run_dir(tmp_path / "new")
+    (tmp_path / "new" / "manifest.json").write_text("{}")
+    (tmp_path / "new" / "x").write_text("")
+    prepare_run_dir(tmp_path / "new")
 
 
 def test_title_only_documents_are_items_and_documents_with_neither_are_refused(tmp_path):
@@ -112,7 +149,27 @@ def test_title_only_documents_are_items_and_documents_with_neither_are_refused(t
     assert [(it.id, it.encode_text()) for it in items] == [("1", "Paging in virtual memory"), ("2", "A body.")]
     path.write_text('{"_id": "3", "title": " ", "text": ""}\n')
     with pytest.raises(UserError, match="line 1 .id 3. has neither title nor text"):
+        list(iter_corpus(path, strict=True))
+    with pytest.raises(UserError, match="holds no items"):  # skipped, and then nothing is left
         list(iter_corpus(path))
+
+
+def test_empty_documents_are_skipped_counted_and_named_and_strict_refuses_them(tmp_path):
+    from retable.files import check_corpus, load_corpus
+
+    path = tmp_path / "corpus.jsonl"
+    rows = [{"_id": f"d{i}", "text": "" if i % 4 == 0 else f"Document {i} about tides."} for i in range(24)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    logs = []
+    assert check_corpus(path, log=logs.append) == 18
+    assert logs == [f"warning: skipped 6 documents of {path} with neither title nor text (ids d0, d4, d8, d12, d16, …); they are not "
+                    "indexed, so no search finds them — --strict refuses such a corpus instead"]
+    assert [it.id for it in load_corpus(path, log=lambda m: None)][:3] == ["d1", "d2", "d3"]
+    with pytest.raises(UserError, match="line 1 .id d0. has neither title nor text"):
+        check_corpus(path, strict=True)
+    path.write_text(path.read_text() + json.dumps({"_id": "d0", "text": "again"}) + "\n")  # an empty document's id still counts as taken
+    with pytest.raises(UserError, match="repeats id d0"):
+        check_corpus(path)
 
 
 def test_qrels_scores_written_as_floats_are_read(tmp_path):
@@ -122,6 +179,20 @@ def test_qrels_scores_written_as_floats_are_read(tmp_path):
     path.write_text("q1\td1\t0.5\n")
     with pytest.raises(UserError, match="not a whole number"):
         load_qrels(path)
+
+
+def test_negative_grades_are_not_relevance_and_are_counted_and_a_repeated_query_id_is_refused(tmp_path):
+    from retable.evals.beir import load_queries
+
+    path = tmp_path / "test.tsv"
+    path.write_text("q1\td1\t1\nq1\td2\t-1\nq2\td3\t-2\n")
+    logs = []
+    assert load_qrels(path, logs.append) == {"q1": {"d1": 1}}
+    assert logs == [f"warning: 2 judgements in {path} have a negative grade; they are read as not relevant, as trec_eval reads them"]
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n{"_id": "q1", "text": "third"}\n')
+    with pytest.raises(UserError, match="line 3 repeats query id q1"):
+        load_queries(queries)
 
 
 def test_injected_item_text_stays_inside_its_tag_and_its_query_is_dropped(encoder):
@@ -180,3 +251,27 @@ def test_qrels_of_documents_missing_from_the_corpus_are_counted_aloud(tmp_path):
                     "no system can find them, so every score is capped below 1"]
     with pytest.raises(UserError, match="none of the 1 judged documents"):
         check_judged(corpus, {"q1": {"gone": 1}}, tmp_path, logs.append)
+
+
+def test_an_endless_description_on_stdin_is_cut_and_refused_and_a_bom_corpus_is_read(tmp_path):
+    from retable.files import MAX_DESCRIPTION_READ
+
+    r = subprocess.run([sys.executable, "-m", "retable.cli", "adapt", "-", "--out", str(tmp_path / "run")], input=b"\0" * (3 * MAX_DESCRIPTION_READ),
+                       capture_output=True, timeout=120)
+    assert r.returncode == 2 and b"longer than 20,000 characters" in r.stderr and r.stderr.count(b"\n") == 1
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"_id": "d1", "text": "A body."}\n')
+    assert [it.id for it in iter_corpus(path)] == ["d1"]
+
+
+def test_a_junk_model_leaves_no_new_run_folder_but_an_existing_run_keeps_its_files(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + os.urandom(2048))
+    (tmp_path / "d.txt").write_text("Gardening notes. Users ask short questions about plants.")
+    args = [sys.executable, "-m", "retable.cli", "adapt", str(tmp_path / "d.txt"), "--model", str(junk), "--out"]
+    r = subprocess.run([*args, str(tmp_path / "new-run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "does not load" in r.stderr and not (tmp_path / "new-run").exists()
+    (tmp_path / "old-run").mkdir()
+    (tmp_path / "old-run" / "run.lock").write_text("")  # a run folder from before: what is in it stays
+    r = subprocess.run([*args, str(tmp_path / "old-run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and (tmp_path / "old-run" / "config.json").is_file()

@@ -87,6 +87,17 @@ def test_indexing_again_resumes_every_stage(indexed):
         "up to date" in ln for ln in lines if ln.startswith(("embed_items:", "pseudo:", "teacher:", "tune:", "codes:")))
 
 
+def test_indexing_a_second_corpus_says_it_replaces_the_first(indexed, tmp_path):
+    run_dir, corpus, _ = indexed
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    other = _corpus(tmp_path / "other.jsonl", n=200, seed=5)
+    lines = []
+    index_run(copy, other, log=lines.append)
+    assert f"note: the items indexed from {corpus} (400) are replaced by {other}'s (200); search and eval then serve these" in lines
+    assert len(load_adapter(copy).ids) == 200
+
+
 def test_a_tiny_codebook_kept_from_the_synthetic_items_is_red(indexed, tmp_path):
     run_dir, corpus, _ = indexed
     planted = tmp_path / "planted"

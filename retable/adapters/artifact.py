@@ -139,9 +139,7 @@ class AdapterIndex:
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search
-        from retable.teacher.fusion import Fusion
-
-        self.fusion = Fusion.from_meta(adapter.meta)  # None: an adapter built before hybrid search
+        self.fusion = _read_fusion(adapter)  # None: an adapter built before hybrid search
         self.hybrid_weight = self.fusion.weight if self.fusion else None
         self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
 
@@ -154,8 +152,12 @@ class AdapterIndex:
         return a.table.item_vectors(codes, a.quantizer.rotate(emb), a.rows(ids))
 
     def add(self, items: Iterable[Item | dict]) -> int:
-        """Add items (Item, or dicts with id and text [and title]); returns how many were added."""
-        batch = [it if isinstance(it, Item) else Item(id=str(it["id"]), title=str(it.get("title", "")), text=str(it["text"])) for it in items]
+        """Add items (Item, or dicts with id and text [and title], checked as --corpus lines are: an id not
+        already in the index, a title or a text); returns how many were added. A bad item adds none."""
+        from retable.files import corpus_item
+
+        seen = set(self.ids)
+        batch = [corpus_item(it.model_dump() if isinstance(it, Item) else it, f"item {n} given to add()", seen) for n, it in enumerate(items)]
         if not batch:
             return 0
         emb = self.encoder.encode([it.encode_text() for it in batch])
@@ -180,6 +182,10 @@ class AdapterIndex:
         from retable.search_index import build
         from retable.search_index import search as index_search
 
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise UserError(f"k must be a positive number of items, not {k!r}")
+        if not isinstance(query, str) or not query.strip():
+            raise UserError("the query is empty — search for some words")
         hybrid = self.hybrid if hybrid is None else hybrid
         if hybrid and not self.hybrid:
             raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder resumes)")
@@ -195,14 +201,26 @@ class AdapterIndex:
         return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
 
 
+def _read_fusion(adapter: Adapter):
+    from retable.teacher.fusion import Fusion
+
+    try:
+        return Fusion.from_meta(adapter.meta)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"adapter {adapter.folder}/adapter.json has an invalid fusion ({exc}) — rebuild it with retable adapt (the run folder resumes)") from None
+
+
 def _read_lexical(folder: Path, n_items: int):
+    """The adapter's BM25 index, checked: present (its manifest names a fusion), readable, and answering a query."""
     from retable.teacher.lexical import Lexical
 
-    if not (folder.parent / ADAPTER_LEXICAL_FILES[0]).is_file():  # an adapter built before hybrid search
-        return None
+    missing = [f for f in ADAPTER_LEXICAL_FILES if not (folder.parent / f).is_file()]
+    if missing:
+        raise UserError(f"adapter {folder.parent} fuses BM25 but lacks {missing[0]} — rebuild it with retable adapt (the run folder resumes)")
     try:
         lexical = Lexical.load(folder)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        lexical.top([" ".join(lexical.texts[0].split()[:8])], 1)  # a damaged index fails here, not at the user's first search
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) — rebuild it with retable adapt (the run folder resumes)") from None
     if lexical.n_items != n_items:
         raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter {n_items} — rebuild it with retable adapt (the run folder resumes)")
@@ -215,10 +233,13 @@ def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: in
     search is exact up to `ann_threshold` items (RunConfig's default when None)."""
     from retable.adapters.encoder import Encoder
 
+    from retable.runlock import adapter_lock
+
     folder = Path(path)
     if (folder / ADAPTER / ADAPTER_META).is_file():  # a run folder: its indexed adapter once `retable index` ran
         from retable.runfiles import RunFolder
 
         folder = RunFolder(folder).shipped_adapter()
-    adapter = Adapter(folder)
-    return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), ann_threshold)
+    with adapter_lock(folder, write=False):  # while `retable index` rewrites it, wait for the whole new one
+        adapter = Adapter(folder)
+        return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), ann_threshold)

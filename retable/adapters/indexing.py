@@ -15,16 +15,14 @@ costs."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from retable.errors import UserError
-from retable.files import check_corpus, encode_to_npy, read_npy, sha256_file, write_json, write_npy, write_records
-from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE, CODES,
+from retable.files import check_corpus, copy_file, encode_to_npy, read_cached_npy, sha256_file, write_json, write_npy, write_records
+from retable.runfiles import (INDEX_RECORD, ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE, CODES,
                               DROPPED, INDEXED, ITEM_EMB, ITEMS, KEPT, PSEUDO, QUANTIZER, QUERIES, QUERY_EMB, SPLITS, TEACHER, RunFolder, Splits)
 from retable.stage import Context, Stage, run_stages
 
-INDEX_RECORD = "index.json"  # in RUN/indexed/: the corpus, whether the codes were refitted, the table's tuning
 
 
 def _lines(path: Path) -> int:
@@ -37,12 +35,11 @@ def _embed(parent: RunFolder):
 
     def run(ctx: Context) -> None:
         cache = parent.corpus_cache(ctx.corpus, ctx.encoder.identity())
-        if cache.is_file() and len(read_npy(cache)) == _lines(ctx.run.path(ITEMS)):
-            shutil.copyfile(cache, ctx.run.path(ITEM_EMB))
+        if read_cached_npy(cache, _lines(ctx.run.path(ITEMS))) is not None:
+            copy_file(cache, ctx.run.path(ITEM_EMB))
             return
         encode_to_npy(ctx.encoder, [it.encode_text() for it in ctx.run.first_items()], ctx.run.path(ITEM_EMB))
-        cache.parent.mkdir(exist_ok=True)
-        shutil.copyfile(ctx.run.path(ITEM_EMB), cache)
+        copy_file(ctx.run.path(ITEM_EMB), cache)
 
     return Stage("embed_items", run, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder", "encoder_backend"))
 
@@ -77,15 +74,18 @@ def _kept(parent: RunFolder) -> list[Stage]:
 
     def table(ctx: Context) -> None:
         from retable.adapters.artifact import Adapter, write_adapter
+        from retable.runlock import adapter_lock
         from retable.teacher.lexical import Lexical
 
         adapter, items = Adapter(src), ctx.run.items()
         t = adapter.table
         t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
-        write_adapter(ctx.run.path(ADAPTER), encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
-                      quantizer=adapter.quantizer, table=t, codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
-                      extra=ctx.run.teacher().fusion().meta())
-        Lexical.build([it.encode_text() for it in items]).save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+        lexical = Lexical.build([it.encode_text() for it in items])
+        with adapter_lock(ctx.run.path(ADAPTER), write=True):  # readers see the old adapter or this one, never a mix
+            write_adapter(ctx.run.path(ADAPTER), encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"],
+                          encoder_variant=adapter.variant, quantizer=adapter.quantizer, table=t, codes=ctx.run.codes(), item_ids=[it.id for it in items],
+                          item_emb=ctx.run.item_emb(), extra=ctx.run.teacher().fusion().meta())
+            lexical.save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
         ctx.run.write_splits(Splits(train=[], val=[], test=[]))
 
     return [Stage("codes_kept", codes, writes=(QUANTIZER, CODES), reads=(ITEM_EMB,), inputs=parts),
@@ -109,13 +109,17 @@ def index_run(run_dir: Path, corpus: Path, *, keep_codes: bool = False, log=prin
     from retable.runlock import locked_run
 
     config = finished_run_config(run_dir)
-    n_items = check_corpus(corpus)
+    n_items = check_corpus(corpus, strict=config.strict, log=log)
     if n_items < MIN_ITEMS:
         raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to fit codes to it")
     parent = RunFolder(run_dir)
     if config.teacher_weight is None and parent.has(TEACHER):  # a parent from before rules: the BM25 share it chose
         config = config.model_copy(update={"teacher_weight": parent.teacher().weight})
     child_dir = parent.path(INDEXED)
+    before = indexed_record(parent)
+    if before is not None and before["corpus_sha256"] != sha256_file(corpus):
+        log(f"note: the items indexed from {before['corpus']} ({before['n_items']:,}) are replaced by {corpus}'s ({n_items:,}); "
+            "search and eval then serve these")
     prepare_run_dir(child_dir)
 
     def no_llm():

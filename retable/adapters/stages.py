@@ -48,6 +48,7 @@ def _tune(ctx: Context) -> None:
     from retable.adapters.collisions import collision_rate
     from retable.adapters.quantizer import Quantizer
     from retable.adapters.teaching import run_item_splits, tune_on_labels
+    from retable.runlock import adapter_lock
     from retable.teacher.lexical import Lexical
 
     run, config = ctx.run, ctx.config
@@ -60,9 +61,11 @@ def _tune(ctx: Context) -> None:
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
         t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
                            progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
-    write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table, codes=codes,
-                  item_ids=[it.id for it in items], item_emb=item_emb, extra=teacher.fusion().meta())
-    Lexical.build([it.encode_text() for it in items]).save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+    lexical = Lexical.build([it.encode_text() for it in items])
+    with adapter_lock(run.path(ADAPTER), write=True):  # readers see the old adapter or this one, never a mix
+        write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer,
+                      table=t.table, codes=codes, item_ids=[it.id for it in items], item_emb=item_emb, extra=teacher.fusion().meta())
+        lexical.save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
     r = t.result
     run.write_tune(TuneRecord(
         table_kind=t.table.kind, best_epoch=r.best_epoch, initial_val_mrr=r.initial_val_mrr, best_val_mrr=r.best_val_mrr,

@@ -36,7 +36,7 @@ class Space:
 
     def pairs(self, pairs: list[Pair], q_row: dict[str, int], i_row: dict[str, int]) -> PairSet:
         rows = [q_row[p.query_id] for p in pairs]
-        return PairSet(self.q[rows].reshape(len(rows), -1), self.qcodes[rows].reshape(len(rows), -1),
+        return PairSet(self.q[rows].reshape(len(rows), self.q.shape[1]), self.qcodes[rows].reshape(len(rows), self.qcodes.shape[1]),
                        np.array([i_row[p.item_id] for p in pairs], dtype=np.int64))
 
 

@@ -4,14 +4,12 @@ declares what it reads and writes; `retable.stage` derives its cache key from th
 
 from __future__ import annotations
 
-import shutil
-
 from retable.agent.brief import make_brief
 from retable.agent.items import synthesize_items
 from retable.agent.queries import QUERIES_VERSION, write_queries
 from retable.agent.rounds import ROUNDS_VERSION, Generated, agent_rounds
 from retable.errors import UserError
-from retable.files import encode_to_npy, iter_corpus, sha256_file
+from retable.files import copy_file, encode_to_npy, iter_corpus, sha256_file
 from retable.records import Item, Pair, Query
 from retable.runfiles import BRIEF, DROPPED, GENERATED, ITEM_EMB, ITEMS, KEPT, QUERIES, QUERY_EMB, ROUND_FILES, ROUND_ITEMS, ROUND_QUERIES
 from retable.stage import LLM_FIELDS, Context, Stage
@@ -52,7 +50,7 @@ def _synthesize(ctx: Context) -> None:
 
 SYNTHETIC_ITEMS = Stage("items", _synthesize, writes=(ITEMS,), reads=(BRIEF,), config=(*LLM_FIELDS, "seed", "n_subtopics", "items_per_subtopic"),
                         prompts=("items",), inputs=_description)
-CORPUS_ITEMS = Stage("items", lambda ctx: ctx.run.write_items(iter_corpus(ctx.corpus)), writes=(ITEMS,),
+CORPUS_ITEMS = Stage("items", lambda ctx: ctx.run.write_items(iter_corpus(ctx.corpus, strict=ctx.config.strict)), writes=(ITEMS,),
                      inputs=lambda ctx: ["corpus", sha256_file(ctx.corpus)])
 
 
@@ -71,9 +69,7 @@ QUERIES_STAGE = Stage("queries", _queries, writes=(QUERIES,), reads=(BRIEF, ITEM
 def _embed_items(ctx: Context) -> None:
     encode_to_npy(ctx.encoder, [it.encode_text() for it in _first_items(ctx)], ctx.run.path(ITEM_EMB))
     if ctx.corpus is not None:  # `retable eval` on the same corpus file reuses these
-        cached = ctx.run.corpus_cache(ctx.corpus, ctx.encoder.identity())
-        cached.parent.mkdir(exist_ok=True)
-        shutil.copyfile(ctx.run.path(ITEM_EMB), cached)
+        copy_file(ctx.run.path(ITEM_EMB), ctx.run.corpus_cache(ctx.corpus, ctx.encoder.identity()))
 
 
 EMBED_ITEMS = Stage("embed_items", _embed_items, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder", "encoder_backend"))

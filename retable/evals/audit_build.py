@@ -35,7 +35,7 @@ def usd(cost: dict[str, StageUsage], price: dict[str, float] | None) -> dict[str
 
 def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
     kept, items = data.kept, data.items
-    kept_q = data.query_emb[[data.q_row[p.query_id] for p in kept]].reshape(len(kept), -1)
+    kept_q = data.query_emb[[data.q_row[p.query_id] for p in kept]].reshape(len(kept), data.item_emb.shape[1])
     kept_pos = np.array([data.i_row[p.item_id] for p in kept], dtype=np.int64)
     flagged = [(p, unsupported_facts(p.query, items[data.i_row[p.item_id]].encode_text())) for p in kept]
     flagged = [(p, f) for p, f in flagged if f]
@@ -100,7 +100,7 @@ def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, fl
     data, config, encoder = _RunData(ctx), ctx.config, ctx.encoder
     adapter, shipped = data.adapter, data.shipped
     train_by_format, held = data.held_out()
-    q = data.query_emb[[data.q_row[p.query_id] for p in held]].reshape(len(held), -1)
+    q = data.query_emb[[data.q_row[p.query_id] for p in held]].reshape(len(held), data.item_emb.shape[1])  # (0, d) when nothing is held out
     pos = np.array([data.i_row[p.item_id] for p in held], dtype=np.int64)
     own_items = adapter.item_vectors(data.item_emb, adapter.item_ids, adapter.codes)
     adapted_items = own_items if shipped is adapter else shipped.item_vectors(data.item_emb, [it.id for it in data.items])

@@ -15,7 +15,7 @@ def load_queries(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise UserError(f"{path} not found — a BEIR folder needs queries.jsonl")
     out = {}
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
                 try:
@@ -23,7 +23,10 @@ def load_queries(path: Path) -> dict[str, str]:
                     qid, text = row["_id"], row["text"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise UserError(f"{path} line {n} is not a BEIR query ({{\"_id\", \"text\"}})") from None
-                out[item_id(qid, f"{path} line {n}")] = str(text)
+                qid = item_id(qid, f"{path} line {n}")
+                if qid in out:
+                    raise UserError(f"{path} line {n} repeats query id {qid} — query ids must be unique (each is judged by its id)")
+                out[qid] = str(text)
     return out
 
 
@@ -35,10 +38,13 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def load_qrels(path: Path) -> dict[str, dict[str, int]]:
+def load_qrels(path: Path, log=print) -> dict[str, dict[str, int]]:
+    """Judgements with a positive grade; a grade of 0 or below is not relevant (BEIR and trec_eval read it so),
+    and negative grades, which some collections use for "judged bad", are counted aloud."""
     if not path.is_file():
         raise UserError(f"{path} not found — a BEIR folder needs qrels/test.tsv")
     qrels: dict[str, dict[str, int]] = {}
+    negative = 0
     with path.open(encoding="utf-8") as fh:
         rows = csv.reader(fh, delimiter="\t")
         for n, row in enumerate(rows, 1):
@@ -55,6 +61,10 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
             score = int(value)
             if score > 0:
                 qrels.setdefault(row[0], {})[row[1]] = score
+            elif score < 0:
+                negative += 1
+    if negative:
+        log(f"warning: {negative:,} judgements in {path} have a negative grade; they are read as not relevant, as trec_eval reads them")
     return qrels
 
 
@@ -77,9 +87,9 @@ def check_judged(corpus: list[Item], qrels: dict[str, dict[str, int]], folder: P
 def load_beir(folder: Path, log=print) -> tuple[list[Item], dict[str, str], dict[str, dict[str, int]]]:
     if not folder.is_dir():
         raise UserError(f"--dataset {folder} is not a folder — pass a BEIR folder with corpus.jsonl, queries.jsonl and qrels/test.tsv")
-    corpus = load_corpus(folder / "corpus.jsonl")
+    corpus = load_corpus(folder / "corpus.jsonl", log)
     queries = load_queries(folder / "queries.jsonl")
-    qrels = check_judged(corpus, load_qrels(folder / "qrels" / "test.tsv"), folder, log)
+    qrels = check_judged(corpus, load_qrels(folder / "qrels" / "test.tsv", log), folder, log)
     queries = {qid: text for qid, text in queries.items() if qid in qrels}
     if not queries:
         raise UserError(f"no query in {folder}/queries.jsonl has a judgement in qrels/test.tsv")

@@ -16,7 +16,7 @@ from pathlib import Path
 from retable.adapters.artifact import Adapter, artifact_bytes
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
-from retable.files import read_npy, write_npy
+from retable.files import read_cached_npy, write_npy
 from retable.runfiles import RunFolder
 
 DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this many are fused)
@@ -42,9 +42,8 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
     encoder = Encoder(adapter.meta["encoder"], adapter.variant)
     adapter.check_encoder(encoder)
     cache = run.corpus_cache(dataset / "corpus.jsonl", encoder.identity())
-    if cache.is_file():
-        item_emb = read_npy(cache)
-    else:
+    item_emb = read_cached_npy(cache, len(corpus))
+    if item_emb is None:
         log(f"encoding {len(corpus)} items of {dataset.name} (cached for later evals)")
         item_emb = encoder.encode([it.encode_text() for it in corpus], progress=True)
         write_npy(cache, item_emb)

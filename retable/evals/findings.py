@@ -102,6 +102,9 @@ def _drift(a: Audit, t: AuditThresholds) -> list[Finding]:
                            title="top-10 overlap of the untuned and adapted rankings on held-out queries",
                            evidence=f"overlap@10 {d.overlap_untuned_adapted:.2f} (frozen encoder vs adapted {d.overlap_flat_adapted:.2f}) on {d.n_queries} queries",
                            threshold=f"< {t.overlap_amber:.2f} amber, < {t.overlap_red:.2f} red (audit.overlap_*)"))
+    else:
+        out.append(Finding(level="amber", check="drift", title="too few held-out queries to measure how far the rankings moved",
+                           evidence=f"{d.n_queries} held-out queries", threshold=f"at least {t.min_pairs} (audit.min_pairs)"))
     out.append(Finding(level=_band(d.spread_ratio, t.spread_red, t.spread_amber, low_is_bad=True), check="collapse",
                        title="spread of the adapted item vectors against the untuned table's",
                        evidence=f"spread {d.spread_untuned:.3f} → {d.spread_adapted:.3f} (ratio {d.spread_ratio:.2f})",

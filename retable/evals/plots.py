@@ -82,6 +82,6 @@ def tuning_plot(audit: Audit) -> str | None:
     return _png(fig)
 
 
-def all_plots(audit: Audit) -> dict[str, str]:
-    plots = {"formats": format_plot(audit), "collisions": collision_plot(audit), "domain": domain_plot(audit), "tuning": tuning_plot(audit)}
-    return {k: v for k, v in plots.items() if v}
+def all_plots(audit: Audit) -> dict[str, str | None]:
+    """Every plot the report knows, None where the run has nothing to draw (no held-out pairs, say)."""
+    return {"formats": format_plot(audit), "collisions": collision_plot(audit), "domain": domain_plot(audit), "tuning": tuning_plot(audit)}

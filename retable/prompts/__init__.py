@@ -21,6 +21,9 @@ TASKS = ("brief", "items", "queries", "judge")
 
 
 def _packaged(name: str) -> str | None:
+    """A shipped template by its bare file name; any path (absolute, parent, sub-folder) is not one."""
+    if not name.endswith(".jinja") or "/" in name or "\\" in name or name.startswith("."):
+        return None
     res = resources.files("retable.prompts").joinpath(name)
     return res.read_text(encoding="utf-8") if res.is_file() else None
 
@@ -76,5 +79,10 @@ class Prompts:
             ctx = template.new_context(variables)
             "".join(template.root_render_func(ctx))  # runs the top-level {% set %} and {% macro %} for the blocks
             return [{"role": role, "content": "".join(template.blocks[block](ctx)).strip()} for block, role in turns if block in template.blocks]
+        except TemplateNotFound as exc:  # an include of a file outside the prompts folder, or of none
+            raise UserError(f"prompt template {task}.jinja includes {exc.name!r}, which is not a template of the prompts folder "
+                            "(includes name a file there, no absolute or parent path) — fix it") from None
         except TemplateError as exc:  # SecurityError from the sandbox, an undefined variable, ...
             raise UserError(f"prompt template {task}.jinja failed to render ({type(exc).__name__}: {str(exc)[:200]}) — fix it") from None
+        except RecursionError:
+            raise UserError(f"prompt template {task}.jinja includes itself (directly or through another template) — break the cycle") from None
