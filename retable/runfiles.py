@@ -28,6 +28,7 @@ CONFIG = "config.json"
 PROMPTS_DIR = "prompts_dir.txt"  # the --prompts folder the run used, so `retable audit` renders the same judge
 MANIFEST = "manifest.json"
 LOCK = "run.lock"  # held while a command works in the folder (runlock.py)
+LOCK_SUFFIX = ".lock"  # beside an adapter folder, `adapter.lock`: held while its files are written or read (runlock.adapter_lock)
 LLM_CACHE = "llm_cache.sqlite"
 ENDPOINTS = "endpoints.json"
 BRIEF = "brief.json"
@@ -72,7 +73,7 @@ INDEX_RECORD = "index.json"  # in RUN/indexed/: the corpus, whether the codes we
 # the names of the files a run writes (anywhere in its folder): a temporary file a killed run left is removed
 # only when it would have replaced one of these, or a file in eval_cache/ (runlock.py)
 RUN_FILE_NAMES = frozenset(Path(v).name for k, v in list(globals().items())
-                           if k.isupper() and isinstance(v, str) and "." in v) | {Path(f).name for f in ADAPTER_LEXICAL_FILES}
+                           if k.isupper() and isinstance(v, str) and "." in v.lstrip(".")) | {Path(f).name for f in ADAPTER_LEXICAL_FILES}
 
 
 def owns_temp(path: Path, target: str) -> bool:

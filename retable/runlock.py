@@ -13,7 +13,7 @@ from typing import Iterator
 
 from retable.errors import UserError
 from retable.files import remove_stale_temps
-from retable.runfiles import LOCK, owns_temp
+from retable.runfiles import LOCK, LOCK_SUFFIX, owns_temp
 
 
 @contextmanager
@@ -45,7 +45,7 @@ def adapter_lock(folder: Path, *, write: bool) -> Iterator[None]:
     writes the folder's files, a reader shared while it loads them, so a reader (`retable search`,
     `load_adapter`) sees the old adapter or the new one, never a mix. A reader of a folder no writer
     ever locked (no lock file, or none it may open) reads without it."""
-    path = folder.with_name(folder.name + ".lock")
+    path = folder.with_name(folder.name + LOCK_SUFFIX)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if write else os.open(path, os.O_RDONLY)
     except OSError as exc:

@@ -1,6 +1,6 @@
 """The whole pipeline on the real embedded model (SmolLM2 with its default prompts and schemas), from the
 command line as a user runs it, in both modes: `adapt`, then `index`, `eval`, `audit --probe` and `search`.
-Small enough for CI (about 8 minutes here): a 48-item collection, few LLM queries, one agent round; the
+Small enough for CI (82 s and 183 s here): a 48-item collection, few LLM queries, one agent round; the
 description-only run asks for 72 items, of which SmolLM2 writes about a third (16 are needed for codes)."""
 
 import json

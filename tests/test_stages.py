@@ -15,7 +15,8 @@ from retable.stage import config_value
 
 PACKAGE = Path(__file__).resolve().parents[1] / "retable"
 ALL_STAGES = {id(s): s for corpus in (True, False) for s in adapt_stages(corpus) + generate_stages(corpus)}.values()
-RUN_INFRA = {runfiles.CONFIG, runfiles.DESCRIPTION, runfiles.MANIFEST, runfiles.PROMPTS_DIR, runfiles.ENDPOINTS, runfiles.LOCK}
+RUN_INFRA = {runfiles.CONFIG, runfiles.DESCRIPTION, runfiles.MANIFEST, runfiles.PROMPTS_DIR, runfiles.ENDPOINTS, runfiles.LOCK,
+             runfiles.ADAPTER + runfiles.LOCK_SUFFIX}
 
 
 def test_every_setting_keys_a_stage_or_is_listed_as_keying_none():
