@@ -108,7 +108,7 @@ def test_a_fusion_round_trips_through_an_adapters_manifest_and_old_manifests_rea
     assert Fusion.from_meta(Fusion().meta()) == Fusion("peak") and Fusion.of(None) == Fusion("peak")
     assert Fusion.from_meta({"hybrid_weight": 0.4}) == Fusion("minmax", 0.4) == Fusion.of(0.4)
     assert Fusion.from_meta({}) is None
-    for bad in (("minmax", None), ("minmax", 1.5), ("best", None)):
+    for bad in (("minmax", None), ("minmax", 1.5), ("minmax", float("nan")), ("best", None), ("peak", 0.3)):
         with pytest.raises(ValueError):
             Fusion(*bad)
 

@@ -153,6 +153,8 @@ class Fusion:
                 raise ValueError(f"minmax fusion needs BM25's share in 0..1, got {self.weight!r}")
         elif self.rule not in RULES:
             raise ValueError(f"unknown fusion rule {self.rule!r}; one of {', '.join((*RULES, 'minmax'))}")
+        elif self.weight is not None:
+            raise ValueError(f"the {self.rule} rule takes no BM25 share, got {self.weight!r}")
 
     @classmethod
     def of(cls, weight: float | None) -> "Fusion":
