@@ -35,6 +35,8 @@ def test_pipeline_runs_in_under_a_minute_and_writes_every_output(finished_run):
     assert report.name == "report.html" and "<section id=\"verdict\">" in report.read_text()
     text = (run_dir / "report.md").read_text()
     assert "## Verdict" in text and "Held-out synthetic pairs" in text and "encoder weights unchanged: **yes**" in text
+    teacher = next(line for line in text.splitlines() if line.startswith("- teacher: BM25 fused with the frozen encoder by peak"))
+    assert "encoder weights" not in teacher  # the fusion's evidence ends its own line
 
 
 def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
