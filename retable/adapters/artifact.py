@@ -139,7 +139,7 @@ class AdapterIndex:
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search
-        self.fusion = _read_fusion(adapter)  # None: an adapter built before hybrid search
+        self.fusion = read_fusion(adapter)  # None: an adapter built before hybrid search
         self.hybrid_weight = self.fusion.weight if self.fusion else None
         self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
 
@@ -201,7 +201,8 @@ class AdapterIndex:
         return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
 
 
-def _read_fusion(adapter: Adapter):
+def read_fusion(adapter: Adapter):
+    """The adapter's fusion rule, checked (None: an adapter built before hybrid search); a tampered one is one line."""
     from retable.teacher.fusion import Fusion
 
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retable.adapters.artifact import Adapter, artifact_bytes
+from retable.adapters.artifact import Adapter, artifact_bytes, read_fusion
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
 from retable.files import read_cached_npy, write_npy
@@ -25,7 +25,7 @@ DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this man
 def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None, index: bool = False) -> dict[str, dict]:
     """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score)."""
     from retable.adapters.encoder import Encoder
-    from retable.teacher.fusion import Candidates, Fusion
+    from retable.teacher.fusion import Candidates
     from retable.teacher.lexical import Lexical
 
     run = RunFolder(run_dir)
@@ -61,7 +61,7 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         "frozen_pq": (search(adapter.quantizer.reconstruct(item_emb), q_emb, DEPTH), 0, None),
         "adapted": (search(vecs, qvecs, DEPTH), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
     }
-    fusion = Fusion.from_meta(adapter.meta)
+    fusion = read_fusion(adapter)  # checked as search checks it
     if fusion is not None:
         tops["frozen_hybrid"] = (fusion.ranked(Candidates.build(tops["frozen_flat"][0], lexical_top, item_emb, q_emb), DEPTH), 0, None)
         fused = fusion.ranked(Candidates.build(tops["adapted"][0], lexical_top, vecs, qvecs), DEPTH)
