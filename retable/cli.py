@@ -167,6 +167,7 @@ def search(
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "-k", min=1, help="How many items to return."),
     dense: bool = typer.Option(False, "--dense", help="The tuned table alone, without BM25 (scores are inner products, not fused 0..1 scores)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Read the item vectors from this LanceDB folder (written by `retable export RUN --to lancedb DB` for this adapter) instead of memory."),
 ) -> None:
     """Search the adapter's items: BM25 fused with the tuned table (the adapter's fusion rule), or --dense for the table alone."""
     from retable.adapters.artifact import load_adapter
@@ -180,10 +181,11 @@ def search(
         threshold = finished_run_config(run_dir).ann_threshold
     else:
         threshold = None
-    index = load_adapter(run_dir, ann_threshold=threshold)
+    index = load_adapter(run_dir, ann_threshold=threshold, db=db)
+    hits = index.search(query, k, hybrid=index.hybrid and not dense)
     shown = run.indexed() or run
-    texts = {it.id: it.encode_text() for it in shown.items()} if shown.has(ITEMS) else {}
-    for rank, (item_id, score) in enumerate(index.search(query, k, hybrid=index.hybrid and not dense), 1):
+    texts = {it.id: it.encode_text() for it in shown.items()} if shown.has(ITEMS) else dict(zip((i for i, _ in hits), index.texts([i for i, _ in hits])))
+    for rank, (item_id, score) in enumerate(hits, 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")
 
@@ -194,15 +196,39 @@ def index(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt` (description-only or corpus mode)."),
     corpus: Path = typer.Option(..., "--corpus", help="JSONL of the real items, one {\"id\", \"text\"[, \"title\"]} per line."),
     keep_codes: bool = typer.Option(False, "--keep-codes", help="Code the items with the run's quantizer and serve its table as it is, without refitting or tuning (fast; for a run whose codes were fitted on a corpus like this one)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also write the indexed items' vectors and texts into this LanceDB folder (as `retable export RUN --to lancedb DB`); search it with --db."),
 ) -> None:
     """When the real items arrive: fit the adapter's codes to them, tune its table on their pseudo-queries (no LLM call, no real query
     needed; BM25's share comes from the run), and audit it on them. Resumable. `retable search`, `load_adapter(RUN)` and
     `retable eval` then serve these items; the report says whether the adapter lost against the frozen encoder on them."""
     from retable.adapters.indexing import index_run
 
+    if db is not None:
+        from retable.serving.export import check_out
+        from retable.serving.db import DB_META
+
+        check_out(db, DB_META)  # before the work, not after it
     report, verdict = index_run(run_dir, corpus, keep_codes=keep_codes, log=_log)
+    if db is not None:
+        from retable.serving.db import write_db
+
+        write_db(run_dir, db, log=_log)
     typer.echo(f"verdict: {verdict}")
     typer.echo(f"report: {report}")
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (its shipped adapter: indexed/ once `retable index` ran) or an adapter folder."),
+    out: Path = typer.Argument(..., help="The folder to write: new, empty, or an earlier export of the same kind (replaced once the new one is whole)."),
+    to: str = typer.Option(..., "--to", help="sentence-transformers: a model folder, SentenceTransformer(DIR, trust_remote_code=True), whose encode gives the "
+                           "adapter's vectors (pq_residual and residual tables). lancedb: the items' vectors and texts in a LanceDB table, for `retable search --db`."),
+) -> None:
+    """Serve the adapter outside retable: as a sentence-transformers model for any vector store, or as a LanceDB database of its items."""
+    from retable.serving.export import export as run_export
+
+    typer.echo(run_export(run_dir, to, out, log=_log))
 
 
 def main() -> None:

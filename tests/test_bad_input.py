@@ -16,6 +16,7 @@ from tamper import FAULTS, tampered
 
 from retable.llm.fake import FakeLLM
 from retable.pipeline import run_adapt
+from retable.serving.db import write_db
 from retable.config import RunConfig
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
@@ -114,6 +115,15 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
         **{f"search with an adapter: {fault}": ["search", str(tmp / f"tampered-{i}"), "query"] for i, fault in enumerate(FAULTS)},
         "search with a broken items.jsonl": ["search", str(tmp / "broken-items"), "query"],
         "search with an adapter whose encoder is a pickled checkpoint": ["search", str(tmp / "pickle-encoder-adapter"), "query"],
+        "export of a folder that holds no adapter": ["export", str(tmp), str(tmp / "exported"), "--to", "sentence-transformers"],
+        "export of a damaged adapter": ["export", str(tmp / "tampered-0"), str(tmp / "exported"), "--to", "sentence-transformers"],
+        "export to an unknown format": ["export", str(tmp / "built"), str(tmp / "exported"), "--to", "onnx"],
+        "export into a path that is a file": ["export", str(tmp / "built"), str(tmp / "a-file"), "--to", "sentence-transformers"],
+        "export into a folder of other files": ["export", str(tmp / "built"), str(tmp / "beir"), "--to", "lancedb"],
+        "search --db that is a file": ["search", str(tmp / "built"), "query", "--db", str(tmp / "a-file")],
+        "search --db of a folder that holds no database": ["search", str(tmp / "built"), "query", "--db", str(tmp / "beir")],
+        "search --db written for another adapter": ["search", str(tmp / "rrf-adapter"), "query", "--db", str(tmp / "db")],
+        "index --db into a path that is a file (refused before indexing)": ["index", str(tmp / "built"), "--corpus", str(tmp / "dup.jsonl"), "--db", str(tmp / "a-file")],
         "eval --json into a folder": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp)],
         "eval --json to a path that cannot be written": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", "/proc/metrics.json"],
         "eval --json into the run's adapter": ["eval", str(tmp / "built"), "--dataset", str(tmp / "beir"), "--json", str(tmp / "built" / "adapter" / "adapter.json")],
@@ -165,6 +175,10 @@ def cases(tmp_path_factory):
         (tmp / name / "adapter.json").write_text(json.dumps(meta))
     for i, fault in enumerate(FAULTS):
         tampered(run / "adapter", tmp / f"tampered-{i}", fault)
+    write_db(run, tmp / "db", log=lambda m: None)  # a database of `built`, searched with another adapter
+    shutil.copytree(run / "adapter", tmp / "rrf-adapter")
+    meta = json.loads((tmp / "rrf-adapter" / "adapter.json").read_text())
+    (tmp / "rrf-adapter" / "adapter.json").write_text(json.dumps({**meta, "hybrid_rule": "rrf", "hybrid_weight": None}))
     shutil.copytree(run, tmp / "broken-items")
     with open(tmp / "broken-items" / "items.jsonl", "a") as fh:
         fh.write('{"id": "x", "text": \n')

@@ -52,3 +52,34 @@ def test_an_unknown_backend_and_an_unsupported_model_are_one_line_errors(torch_e
     with pytest.raises(UserError, match="--encoder-backend torch"):
         check_structure([torch_encoder.model[0], Other()])
     assert check_structure(torch_encoder.model) == "mean"
+
+
+def test_a_texts_vector_does_not_depend_on_what_is_encoded_beside_it(encoder):
+    alone = np.vstack([encoder.encode([t]) for t in TEXTS])
+    assert np.array_equal(encoder.encode(TEXTS), alone)  # int8 activations are scaled per tensor: a batch would mix the texts
+    assert np.array_equal(encoder.encode([TEXTS[0], "a much longer neighbour " * 40])[0], alone[0])
+
+
+def test_an_export_that_drifts_falls_back_to_float_feed_forward_outputs_or_says_both(torch_encoder, tmp_path, monkeypatch):
+    import json
+
+    import retable.adapters.onnx_encoder as onnx_encoder
+
+    real, calls = onnx_encoder.OnnxEncoder._cosine, []
+
+    def all_int8_drifts(self, path):  # the first recipe's check fails, as all-mpnet-base-v2's does (0.93)
+        calls.append(path)
+        return 0.5 if len(calls) == 1 else real(self, path)
+
+    monkeypatch.setattr(onnx_encoder.OnnxEncoder, "_cosine", all_int8_drifts)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a"))
+    fallback = Encoder("all-MiniLM-L6-v2")
+    cos = (fallback.encode(TEXTS) * torch_encoder.encode(TEXTS)).sum(1)
+    recipe = json.loads((fallback._onnx().path.parent / "recipe.json").read_text())
+    assert recipe["recipe"] == onnx_encoder.FFN_FLOAT and len(recipe["float_matmuls"]) == 6  # one per layer of MiniLM's six
+    assert cos.min() > 0.97 and recipe["min_cosine"] >= onnx_encoder.MIN_COSINE
+    monkeypatch.setattr(onnx_encoder.OnnxEncoder, "_cosine", lambda self, path: 0.9)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "b"))
+    with pytest.raises(UserError, match="all int8: cosine 0.900, int8, feed-forward outputs in float: cosine 0.900.*--encoder-backend torch"):
+        Encoder("all-MiniLM-L6-v2").encode(TEXTS)
+    assert not list((tmp_path / "b" / "retable" / "encoders").glob("*/model.onnx"))  # nothing cached that failed its check

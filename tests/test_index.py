@@ -87,6 +87,18 @@ def test_indexing_again_resumes_every_stage(indexed):
         "up to date" in ln for ln in lines if ln.startswith(("embed_items:", "pseudo:", "teacher:", "tune:", "codes:")))
 
 
+def test_index_with_db_writes_the_indexed_items_into_lancedb(indexed, tmp_path):
+    run_dir, corpus, _ = indexed
+    db = tmp_path / "items.lancedb"
+    r = subprocess.run([sys.executable, "-m", "retable.cli", "index", str(run_dir), "--corpus", str(corpus), "--db", str(db)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    memory, disk = load_adapter(run_dir), load_adapter(run_dir, db=db)
+    assert len(disk.ids) == 400 and disk.ids == memory.ids  # the indexed items, not the run's synthetic ones
+    for query in ("insulin receptor in liver", "vaccine antibody trial"):
+        assert [i for i, _ in disk.search(query, 10)] == [i for i, _ in memory.search(query, 10)]
+
+
 def test_indexing_a_second_corpus_says_it_replaces_the_first(indexed, tmp_path):
     run_dir, corpus, _ = indexed
     copy = tmp_path / "run"

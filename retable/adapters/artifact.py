@@ -79,7 +79,8 @@ def index_bytes(folder: Path) -> int:
 class Adapter:
     """The adapter's parts, without an encoder: turns frozen embeddings into searchable vectors."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, items: bool = True):
+        """`items=False`: the learned parts alone (LEARNED), as an exported model ships them: no item ids or codes."""
         from retable.adapters import artifact_check as check
 
         folder = Path(folder)
@@ -87,14 +88,14 @@ class Adapter:
         if not meta_path.is_file():
             raise UserError(f"{folder} holds no adapter (adapter.json) — run `retable adapt` first or point at its adapter/ folder")
         self.folder = folder
-        missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
+        missing = [name for name in (ADAPTER_FILES if items else LEARNED) if not (folder / name).is_file()]
         if missing:
             raise UserError(f"adapter {folder} lacks {missing[0]} — {check.REBUILD}")
         self.meta = check.read_meta(meta_path, FORMAT_VERSION)
         self.quantizer = check.read_quantizer(folder / ADAPTER_QUANTIZER, self.meta)
         self.table = check.read_table(folder / ADAPTER_TABLE, self.meta, self.quantizer)
-        self.item_ids: list[str] = check.read_item_ids(folder / ADAPTER_IDS, self.meta)
-        self.codes = check.read_codes(folder / ADAPTER_CODES, self.meta, self.quantizer)
+        self.item_ids: list[str] = check.read_item_ids(folder / ADAPTER_IDS, self.meta) if items else []
+        self.codes = check.read_codes(folder / ADAPTER_CODES, self.meta, self.quantizer) if items else None
         self.variant: str = self.meta.get("encoder_variant", TORCH)  # adapters from before the onnx-int8 path were made by torch
         self._row = {item_id: i for i, item_id in enumerate(self.item_ids)}
 
@@ -179,9 +180,6 @@ class AdapterIndex:
         """The k best items. Dense: the table's inner products, exact up to `ann_threshold` items, IVF-PQ
         (built once) re-scored above. Hybrid (the default where the adapter has BM25): BM25 and the dense
         scores over their top HYBRID_DEPTH each, fused by the adapter's rule (teacher/fusion.py; scores 0..1)."""
-        from retable.search_index import build
-        from retable.search_index import search as index_search
-
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"k must be a positive number of items, not {k!r}")
         if not isinstance(query, str) or not query.strip():
@@ -189,16 +187,32 @@ class AdapterIndex:
         hybrid = self.hybrid if hybrid is None else hybrid
         if hybrid and not self.hybrid:
             raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder resumes)")
-        if self._index is None:
-            self._index = build(self._vectors, ann_threshold=self.ann_threshold)
         q = self.adapter.query_vectors(self.encoder.encode([query]))
         depth = min(max(k, HYBRID_DEPTH) if hybrid else k, len(self.ids))
-        scores, rows = index_search(self._index, self._vectors, q, depth)
+        scores, rows = self._dense_top(q, depth)
         if hybrid:
-            from retable.teacher.fusion import Candidates
-
-            scores, rows = self.fusion.ranked(Candidates.build((scores, rows), self._lexical.top([query], depth), self._vectors, q), k)
+            scores, rows = self._fuse((scores, rows), self._lexical.top([query], depth), q, k)
         return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
+
+    def _dense_top(self, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        from retable.search_index import build
+        from retable.search_index import search as index_search
+
+        if self._index is None:
+            self._index = build(self._vectors, ann_threshold=self.ann_threshold)
+        return index_search(self._index, self._vectors, q, depth)
+
+    def _fuse(self, dense_top, lexical_top, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from retable.teacher.fusion import Candidates
+
+        return self.fusion.ranked(Candidates.build(dense_top, lexical_top, self._vectors, q), k)
+
+    def texts(self, ids: list[str]) -> list[str]:
+        """The items' texts as BM25 indexed them ("" where the adapter keeps none: one built without hybrid search)."""
+        if self._lexical is None:
+            return ["" for _ in ids]
+        row = {item_id: i for i, item_id in enumerate(self.ids)}
+        return [self._lexical.texts[row[i]] if i in row else "" for i in ids]
 
 
 def read_fusion(adapter: Adapter):
@@ -228,19 +242,33 @@ def _read_lexical(folder: Path, n_items: int):
     return lexical
 
 
-def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None, encoder_backend: str | None = None) -> AdapterIndex:
+def adapter_folder(path: str | Path) -> Path:
+    """The adapter a path names: an adapter folder, or a run folder's (indexed/adapter/ once `retable index` ran)."""
+    folder = Path(path)
+    if (folder / ADAPTER / ADAPTER_META).is_file():
+        from retable.runfiles import RunFolder
+
+        folder = RunFolder(folder).shipped_adapter()
+    return folder
+
+
+def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None, encoder_backend: str | None = None,
+                 db: str | Path | None = None) -> AdapterIndex:
     """Open an adapter folder (or a run folder holding adapter/, or indexed/adapter/ once indexed) with its encoder, checked by checksum
     and by the encoder path that made its codes (`encoder_backend`: that one when None; another is refused);
-    search is exact up to `ann_threshold` items (RunConfig's default when None)."""
+    search is exact up to `ann_threshold` items (RunConfig's default when None). `db`: the item vectors are read from
+    a LanceDB folder written for this adapter (`retable export RUN --to lancedb DB`) instead of memory."""
     from retable.adapters.encoder import Encoder
 
     from retable.runlock import adapter_lock
 
-    folder = Path(path)
-    if (folder / ADAPTER / ADAPTER_META).is_file():  # a run folder: its indexed adapter once `retable index` ran
-        from retable.runfiles import RunFolder
+    folder = adapter_folder(path)
+    if db is not None:
+        from retable.serving.db import DbIndex
 
-        folder = RunFolder(folder).shipped_adapter()
+        with adapter_lock(folder, write=False):
+            adapter = Adapter(folder)
+            return DbIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), Path(db))
     with adapter_lock(folder, write=False):  # while `retable index` rewrites it, wait for the whole new one
         adapter = Adapter(folder)
         return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), ann_threshold)

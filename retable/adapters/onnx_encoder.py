@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,10 +22,20 @@ from retable.files import fingerprint
 
 BACKENDS = ENCODER_BACKENDS
 ONNX_INT8, TORCH = BACKENDS
-EXPORT_VERSION = 1  # part of the cache key: raise it when the recipe below changes
+EXPORT_VERSION = 1  # part of the cache key: raise it when a recipe below changes (a new fallback does not change what passed before)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-BATCH = 16  # measured on 1,000 SciFact abstracts, 2 cores: 8-32 within noise, 64+ slower (padding)
+# Each text runs alone: int8 activations are quantized per tensor, so in a batch a text's vector would depend
+# on its neighbours (measured on 300 SciFact abstracts: cosine 0.993 between batched and alone, 93% of them
+# changed a PQ code); alone, it is a function of the text, as an exported model needs. Speed: batches of 16
+# and texts alone were within noise on 400 SciFact abstracts, 2 cores (7.9 s vs 7.8-10.0 s).
+VECTORS_VERSION = 2  # part of the corpus caches' key (Encoder.identity): 1 encoded in batches
 MIN_COSINE = 0.98  # the export is checked against torch on a few sentences before it is cached
+# Recipes, tried in order until one holds: every MatMul in int8, then the feed-forward output MatMuls kept in
+# float. Measured (min cosine to torch on CHECK_TEXTS and two more): all-MiniLM-L6-v2 holds with all int8;
+# all-mpnet-base-v2 gives 0.925-0.941 with all int8, 0.988-0.995 with its 12 FFN output MatMuls in float
+# (its FFN activations have a few huge channels, which one int8 scale per tensor crushes).
+ALL_INT8, FFN_FLOAT = "all int8", "int8, feed-forward outputs in float"
+RECIPES = (ALL_INT8, FFN_FLOAT)
 CHECK_TEXTS = ["statins lower the risk of heart attacks", "How do I reset a router?", "Protein folding is studied with cryo-EM and molecular dynamics."]
 
 
@@ -56,21 +67,20 @@ def _tokens_module(auto_model):
     return Tokens(auto_model).eval()
 
 
-def _export(st, folder: Path) -> None:
-    """Export, fuse (BERT only) and quantize into `folder`/model.onnx. The tracer's notes on shapes and
-    onnxruntime's advice on pre-processing are for model authors: silenced here."""
+def _quiet(fn, *args):
+    """The tracer's notes on shapes and onnxruntime's advice on pre-processing are for model authors: silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
         try:
-            _export_steps(st, folder)
+            return fn(*args)
         finally:
             logging.disable(logging.NOTSET)
 
 
-def _export_steps(st, folder: Path) -> None:
+def _export_float(st, folder: Path) -> Path:
+    """The model's transformer exported to `folder` in float, its BERT blocks fused (BERT only); returns the file."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     auto = st[0].auto_model
     previous = auto.config._attn_implementation
@@ -84,34 +94,50 @@ def _export_steps(st, folder: Path) -> None:
                               dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, "tokens")}, dynamo=False)
     finally:
         auto.set_attn_implementation(previous)
-    src = raw
-    if auto.config.model_type == "bert":
-        from onnxruntime.transformers.optimizer import optimize_model
+    if auto.config.model_type != "bert":
+        return raw
+    from onnxruntime.transformers.optimizer import optimize_model
 
-        src = folder / "fused.onnx"
-        optimize_model(str(raw), model_type="bert", num_heads=auto.config.num_attention_heads, hidden_size=auto.config.hidden_size).save_model_to_file(str(src))
+    fused = folder / "fused.onnx"
+    optimize_model(str(raw), model_type="bert", num_heads=auto.config.num_attention_heads, hidden_size=auto.config.hidden_size).save_model_to_file(str(fused))
+    raw.unlink()
+    return fused
+
+
+def ffn_outputs(path: Path, intermediate_size: int) -> list[str]:
+    """The MatMuls that take a feed-forward block's wide activation back to the hidden size (weights of
+    intermediate_size rows): the activations whose few very large channels int8 per-tensor scales crush."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and shapes.get(n.input[1], (0,))[0] == intermediate_size]
+
+
+def _quantize(src: Path, dst: Path, exclude: list[str]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     # per-channel int8 weights over the full range (reduce_range measured a lower cosine, no faster)
-    quantize_dynamic(str(src), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False, nodes_to_exclude=exclude,
                      extra_options={"DefaultTensorType": 1})  # 1 = float: the fused ops' outputs have no inferred type
-    for f in (raw, folder / "fused.onnx"):
-        f.unlink(missing_ok=True)
 
 
 class OnnxEncoder:
     """Runs the int8 ONNX export of a loaded SentenceTransformer; `encode` matches its normalized vectors (cosine ≥ 0.99 measured)."""
 
-    def __init__(self, st, weights_checksum: str, dim: int, threads: int):
+    def __init__(self, st, weights_checksum: str, dim: int, threads: int, path: Path | None = None):
         import onnxruntime as ort
 
         self.st, self.dim = st, dim
         self.pooling = check_structure(st)
         self.max_length = st.max_seq_length
         self.tokenizer = st[0].tokenizer
-        key = fingerprint([weights_checksum, ort.__version__, EXPORT_VERSION, ONNX_INT8])[:16]
-        folder = _cache_root() / key
-        path = folder / "model.onnx"
-        if not path.is_file():
-            self._make(folder)
+        if path is None:  # `path`: an export's own copy (retable export), else the user cache, made at first use
+            folder = _cache_root() / fingerprint([weights_checksum, ort.__version__, EXPORT_VERSION, ONNX_INT8])[:16]
+            path = folder / "model.onnx"
+            if not path.is_file():
+                self._make(folder)
+        folder = path.parent
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -130,11 +156,7 @@ class OnnxEncoder:
         except OSError as exc:
             raise UserError(f"cannot write the encoder cache {folder.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder, or use --encoder-backend torch") from None
         try:
-            try:
-                _export(self.st, tmp)
-            except Exception as exc:  # torch.onnx / onnxruntime raise their own types for a model they cannot take
-                raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend torch") from None
-            self._check(tmp / "model.onnx")
+            self._build(tmp)
             try:
                 os.replace(tmp, folder)  # atomic: another process may have finished first, then its copy stays
             except OSError:
@@ -143,15 +165,39 @@ class OnnxEncoder:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _check(self, path: Path) -> None:
+    def _build(self, tmp: Path) -> None:
+        """`tmp`/model.onnx by the first recipe whose vectors hold against torch (RECIPES); recipe.json says which."""
+        from retable.files import write_json
+
+        cosines = {}
+        try:
+            src = _quiet(_export_float, self.st, tmp)
+            for recipe in RECIPES:
+                exclude = ffn_outputs(src, self.st[0].auto_model.config.intermediate_size) if recipe == FFN_FLOAT else []
+                if recipe == FFN_FLOAT and not exclude:
+                    continue
+                _quiet(_quantize, src, tmp / "model.onnx", exclude)
+                cosines[recipe] = self._cosine(tmp / "model.onnx")
+                if cosines[recipe] >= MIN_COSINE:
+                    write_json(tmp / "recipe.json", {"recipe": recipe, "float_matmuls": exclude, "min_cosine": round(cosines[recipe], 4)})
+                    if recipe != ALL_INT8:
+                        print(f"note: this encoder's {ONNX_INT8} path keeps {len(exclude)} feed-forward MatMuls in float (all int8: cosine "
+                              f"{cosines[ALL_INT8]:.3f} to torch; now {cosines[recipe]:.3f}); made once, cached", file=sys.stderr)
+                    src.unlink()
+                    return
+        except Exception as exc:  # torch.onnx / onnxruntime raise their own types for a model they cannot take
+            raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend torch") from None
+        tried = ", ".join(f"{r}: cosine {c:.3f}" for r, c in cosines.items())
+        raise UserError(f"the {ONNX_INT8} export of this encoder differs from torch ({tried}; < {MIN_COSINE}) — use --encoder-backend torch")
+
+    def _cosine(self, path: Path) -> float:
+        """The lowest cosine between this file's vectors and torch's on CHECK_TEXTS."""
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        ours = self._run(session, [i.name for i in session.get_inputs()], CHECK_TEXTS)
+        ours = np.vstack([self._run(session, [i.name for i in session.get_inputs()], [t]) for t in CHECK_TEXTS])
         theirs = self.st.encode(CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-        cos = float(np.min(np.sum(ours * theirs, axis=1)))
-        if cos < MIN_COSINE:
-            raise UserError(f"the {ONNX_INT8} export of this encoder differs from torch (cosine {cos:.3f} < {MIN_COSINE}) — use --encoder-backend torch")
+        return float(np.min(np.sum(ours * theirs, axis=1)))
 
     def _run(self, session, inputs: list[str], texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
@@ -166,11 +212,10 @@ class OnnxEncoder:
         return out.astype(np.float32)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """One text at a time (see VECTORS_VERSION): a text's vector does not depend on what is encoded beside it."""
         from tqdm import tqdm
 
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in tqdm(range(0, len(texts), BATCH), desc="encode", unit="batch", disable=not progress):
-            rows = order[start:start + BATCH]
-            out[rows] = self._run(self.session, self.inputs, [texts[i] for i in rows])
+        for i in tqdm(range(len(texts)), desc="encode", unit="text", disable=not progress, mininterval=1.0):
+            out[i] = self._run(self.session, self.inputs, [texts[i]])[0]
         return out

