@@ -45,6 +45,9 @@ def test_the_sentence_transformers_export_gives_the_adapters_vectors(served, tmp
         _same_top(index, query, [index.ids[r] for r in np.argsort(-(index._vectors @ q), kind="stable")[:10]])
     again = export(run, "sentence-transformers", out, log=lambda m: None)  # an earlier export is replaced
     assert again == out and (out / "modules.json").is_file()
+    model.save(str(tmp_path / "saved"))  # a user's save elsewhere is a whole model too
+    resaved = SentenceTransformer(str(tmp_path / "saved"), device="cpu", trust_remote_code=True, local_files_only=True)
+    np.testing.assert_allclose(resaved.encode(list(QUERIES)), queries, atol=1e-6)
 
 
 def test_langchain_vector_stores_rank_as_retable(served, tmp_path):

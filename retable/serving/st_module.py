@@ -55,7 +55,15 @@ class AdaptedEncoder(InputModule):
     get_sentence_embedding_dimension = get_embedding_dimension
 
     def save(self, output_path: str, *args, **kwargs) -> None:
-        """The export's files are written by `retable.serving.export`; saving again writes this module's settings."""
+        """This module's settings, and its encoder, ONNX file and adapter copied when saved to another folder
+        (`retable.serving.export` lays them out in the first place)."""
+        import shutil
+
+        out = Path(output_path)
+        for name in (ENCODER_DIR, ADAPTER_DIR, Path(ONNX_FILE).parent.name):
+            src = self.folder / name
+            if src.is_dir() and src.resolve() != (out / name).resolve():
+                shutil.copytree(src, out / name, dirs_exist_ok=True)
         self.save_config(output_path)
 
     @classmethod
