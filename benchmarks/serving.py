@@ -128,7 +128,8 @@ def _tiled(run: Path, n: int, work: Path) -> Path:
     if (folder / ADAPTER_META).is_file():
         return folder
     src = RunFolder(run).shipped_adapter()
-    base, texts = Adapter(src), load_adapter(run).texts(Adapter(src).item_ids)
+    base = Adapter(src)
+    texts = load_adapter(run).texts(base.item_ids)
     reps = -(-n // len(base.item_ids))
     folder.mkdir(parents=True, exist_ok=True)
     for name in (ADAPTER_QUANTIZER, ADAPTER_TABLE):

@@ -66,6 +66,33 @@ def replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def replacing_folder(path: Path, what: str) -> Iterator[Path]:
+    """`replacing` for a folder: a temporary folder beside `path` to build `what` in, renamed onto `path` when
+    the block ends without error (an earlier one there is removed only once the new one is whole), else removed."""
+    import shutil
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{what}-"))
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    try:
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp's folder is private; what is built there is not
+        old = path.with_name(f".{path.name}.old") if path.exists() else None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_writable(path: Path) -> None:
     """Fail now, with one line, if `path` cannot be written later (a folder, a read-only or missing place, a name too long)."""
     try:

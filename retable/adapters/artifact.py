@@ -140,9 +140,13 @@ class AdapterIndex:
         self._codes = adapter.codes
         self._vectors = self._compute(adapter.codes, self._emb, self.ids)
         self._index = None  # built at the first search
-        self.fusion = read_fusion(adapter)  # None: an adapter built before hybrid search
+        self._open_hybrid()
+
+    def _open_hybrid(self) -> None:
+        """The adapter's fusion rule and BM25 index (None for both: an adapter built before hybrid search)."""
+        self.fusion = read_fusion(self.adapter)
         self.hybrid_weight = self.fusion.weight if self.fusion else None
-        self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
+        self._lexical = _read_lexical(self.adapter.folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
 
     def _compute(self, codes: np.ndarray, emb: np.ndarray | None, ids: list[str]) -> np.ndarray:
         a = self.adapter

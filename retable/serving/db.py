@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.artifact import AdapterIndex, read_fusion, _read_lexical
+from retable.adapters.artifact import AdapterIndex
 from retable.errors import UserError
-from retable.runfiles import ADAPTER_FILES, ADAPTER_LEXICAL
+from retable.runfiles import ADAPTER_FILES
 
 DB_TABLE = "items"
 DB_META = "retable_db.json"  # which adapter the table was written for (checksum), and its size
@@ -46,8 +46,8 @@ def write_db(run_dir: Path, out: Path, log=print) -> Path:
     import pyarrow as pa
 
     from retable.adapters.artifact import load_adapter
-    from retable.files import write_json
-    from retable.serving.export import building, check_out
+    from retable.files import replacing_folder, write_json
+    from retable.serving.export import check_out
 
     out = Path(out)
     check_out(out, DB_META)
@@ -55,7 +55,7 @@ def write_db(run_dir: Path, out: Path, log=print) -> Path:
     index = load_adapter(run_dir)
     folder = index.adapter.folder
     n, dim = index._vectors.shape
-    with building(out, "database") as tmp:
+    with replacing_folder(out, "database") as tmp:
         table = None
         texts = index.texts(index.ids)
         for start in range(0, n, WRITE_BATCH):
@@ -117,10 +117,7 @@ class DbIndex(AdapterIndex):
         self.table = _open(self.path, adapter)
         self.ids = list(adapter.item_ids)
         self.ann_threshold = None
-        self.fusion = read_fusion(adapter)
-        self.hybrid_weight = self.fusion.weight if self.fusion else None
-        folder = adapter.folder
-        self._lexical = _read_lexical(folder / ADAPTER_LEXICAL, len(self.ids)) if self.fusion is not None else None
+        self._open_hybrid()
 
     def add(self, items) -> int:
         raise UserError("a database-backed index is written whole: add the items with `retable index`, then export the database again")

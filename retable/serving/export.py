@@ -5,13 +5,12 @@ something else is refused, one line."""
 from __future__ import annotations
 
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from retable.errors import UserError
+from retable.files import replacing_folder
 
 FORMATS = ("sentence-transformers", "lancedb")
 CHECK_TEXTS = ("statins and the risk of breast cancer", "How do I reset my router?", "protein folding by cryo-EM")
@@ -36,31 +35,6 @@ def check_out(out: Path, marker: str) -> None:
         raise UserError(f"{out} is a folder that holds other files — give a new or empty folder (an earlier export there is replaced)")
 
 
-@contextmanager
-def building(out: Path, what: str):
-    """A temporary folder beside `out` to build `what` in, renamed onto `out` when the block ends without
-    error (an earlier one there is removed only once the new one is whole), else removed."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{what}-"))
-    except OSError as exc:
-        raise UserError(f"cannot write the {what} beside {out} ({exc.strerror or exc}) — give another folder") from None
-    try:
-        yield tmp
-        tmp.chmod(0o755)  # mkdtemp's folder is private; an export is not
-        old = out.with_name(f".{out.name}.old") if out.exists() else None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        raise UserError(f"cannot write the {what} beside {out} ({exc.strerror or exc}) — free space or give another folder") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def to_sentence_transformers(run_dir: Path, out: Path, log=print) -> Path:
     """A folder `SentenceTransformer(out, trust_remote_code=True)` loads; its `encode` gives the adapter's vectors
     (items and queries alike). It holds the frozen encoder, its int8 ONNX file when the adapter was made on
@@ -82,7 +56,7 @@ def to_sentence_transformers(run_dir: Path, out: Path, log=print) -> Path:
         check_text_function(adapter, symmetric=True)
         encoder = Encoder(adapter.meta["encoder"], adapter.variant)
         native = TextVectors(adapter, encoder)
-        with building(out, "export") as tmp:
+        with replacing_folder(out, "export") as tmp:
             shutil.copytree(encoder.path, tmp / ENCODER_DIR, ignore=shutil.ignore_patterns("onnx", "openvino", "*.onnx", "__pycache__"))
             (tmp / ADAPTER_DIR).mkdir()
             for name in LEARNED:
