@@ -5,7 +5,12 @@ settings) without one source, or with another teacher, and measured on the colle
 
     .venv/bin/python benchmarks/ablation.py scifact nfcorpus cisi npl --tag=-peak --variants "teacher: BM25 share 0.5"
 
-writes benchmarks/results/ablation<tag>.json."""
+writes benchmarks/results/ablation<tag>.json (--out names another file). The table trained only on the
+queries whose item BM25 misses (its partner in the hybrid):
+
+    .venv/bin/python benchmarks/ablation.py cisi nfcorpus scifact npl --tag=-peak --out ablation-bm25-misses \
+        --variants "as shipped" "only queries BM25 does not rank first" "only queries BM25 does not rank in its top 3"
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from retable.adapters.teaching import item_splits, tune_on_labels
 from retable.config import PSEUDO_FORMATS, RunConfig
 from retable.evals.beir import load_beir
 from retable.evals.metrics import evaluate, search, to_run
-from retable.files import read_npy
+from retable.files import read_cached_npy, write_npy
 from retable.runfiles import QUANTIZER, Labels, RunFolder
 from retable.teacher.fusion import Candidates
 from retable.teacher.lexical import Lexical
@@ -55,7 +60,11 @@ class RetrainSetup:
                             config.val_fraction, config.seed)
         corpus, queries, qrels = load_beir(data, log=lambda m: None)
         encoder = Encoder(config.encoder, config.encoder_backend)
-        emb = read_npy(run.corpus_cache(data / "corpus.jsonl", encoder.identity()))
+        cache = run.corpus_cache(data / "corpus.jsonl", encoder.identity())
+        emb = read_cached_npy(cache, len(corpus))
+        if emb is None:  # a run made before the encoder's vectors changed (VECTORS_VERSION): encoded once more
+            emb = encoder.encode([it.encode_text() for it in corpus], progress=True)
+            write_npy(cache, emb)
         qids, ids = sorted(queries), [it.id for it in corpus]
         q_emb = encoder.encode([queries[i] for i in qids])
         row = {it.id: i for i, it in enumerate(items)}
@@ -85,6 +94,15 @@ def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
     return {"as shipped": (set(), None), **out}
 
 
+BM25_MISSES = {"only queries BM25 does not rank first": 1, "only queries BM25 does not rank in its top 3": 3}
+
+
+def bm25_misses(lexical: Lexical, texts: list[str], pos: np.ndarray, depth: int) -> np.ndarray:
+    """Per labelled query: True when BM25 does not rank its own item within `depth`."""
+    rows = lexical.top(texts, depth)[1]
+    return ~(rows == pos[:, None]).any(axis=1)
+
+
 def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict[str, dict]:
     from retable.teacher.stages import candidates
 
@@ -104,6 +122,14 @@ def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict
         t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, s.label_emb, s.where, exclude)
         out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries}
         print(name, json.dumps(out[name]), flush=True)
+    for name, depth in BM25_MISSES.items():  # the table trained only where BM25, its partner in the hybrid, fails
+        if variants is not None and name not in variants:
+            continue
+        idx = np.flatnonzero(bm25_misses(lexical, [texts[i] for i in labels.query_ids], labels.pos, depth))
+        lab = Labels(query_ids=labels.query_ids[idx], formats=labels.formats[idx], pos=labels.pos[idx], rows=labels.rows[idx], scores=labels.scores[idx])
+        t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, s.label_emb[idx], s.where, set())
+        out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries, "labelled": len(idx)}
+        print(name, json.dumps(out[name]), flush=True)
     return out
 
 
@@ -118,9 +144,10 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
     parser.add_argument("--variants", nargs="*", help="names of the variants to retrain (default: all)")
+    parser.add_argument("--out", default="ablation", help="the results file's name before the tag (default: ablation)")
     args = parser.parse_args()
     out = {name: ablate(ROOT / "runs" / f"quality-{name}{args.tag}", DATASETS / name, args.variants) for name in args.datasets}
-    path = ROOT / "benchmarks" / "results" / f"ablation{args.tag}.json"
+    path = ROOT / "benchmarks" / "results" / f"{args.out}{args.tag}.json"
     path.write_text(json.dumps({"command": " ".join(sys.argv), "by_dataset": out}, indent=1) + "\n")
     print(f"written {path}")
 
