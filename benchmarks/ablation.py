@@ -97,6 +97,11 @@ def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
 BM25_MISSES = {"only queries BM25 does not rank first": 1, "only queries BM25 does not rank in its top 3": 3}
 
 
+def subset(labels: Labels, idx: np.ndarray) -> Labels:
+    """The labelled queries at `idx`."""
+    return Labels(query_ids=labels.query_ids[idx], formats=labels.formats[idx], pos=labels.pos[idx], rows=labels.rows[idx], scores=labels.scores[idx])
+
+
 def bm25_misses(lexical: Lexical, texts: list[str], pos: np.ndarray, depth: int) -> np.ndarray:
     """Per labelled query: True when BM25 does not rank its own item within `depth`."""
     rows = lexical.top(texts, depth)[1]
@@ -126,8 +131,7 @@ def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict
         if variants is not None and name not in variants:
             continue
         idx = np.flatnonzero(bm25_misses(lexical, [texts[i] for i in labels.query_ids], labels.pos, depth))
-        lab = Labels(query_ids=labels.query_ids[idx], formats=labels.formats[idx], pos=labels.pos[idx], rows=labels.rows[idx], scores=labels.scores[idx])
-        t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, s.label_emb[idx], s.where, set())
+        t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, subset(labels, idx), s.label_emb[idx], s.where, set())
         out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries, "labelled": len(idx)}
         print(name, json.dumps(out[name]), flush=True)
     return out

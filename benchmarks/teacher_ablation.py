@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablation import RetrainSetup
+from ablation import RetrainSetup, subset
 from corpus_mode import DATASETS, ROOT
 from retable.adapters import teaching
 from retable.adapters.distill import DistillSettings
@@ -103,7 +103,7 @@ def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_lengt
     t_items = cached_encode(teacher, [it.encode_text() for it in items], cache / "items.npy")
 
     idx = sample_labels(labels, set(config.query_formats), per_item, config.seed)
-    sub = Labels(query_ids=labels.query_ids[idx], formats=labels.formats[idx], pos=labels.pos[idx], rows=labels.rows[idx], scores=labels.scores[idx])
+    sub = subset(labels, idx)
     sub_emb = s.label_emb[idx]
     texts = {p.query_id: p.query for p in s.run.kept()} | {q.id: q.text for q in s.run.pseudo_queries()}
     q_texts = [texts[i] for i in sub.query_ids]
