@@ -1,7 +1,7 @@
 """Description-only adapters on the real collections: `retable adapt DESCRIPTION` (default settings,
 embedded SmolLM2, nothing of the collection), then `retable eval`, which indexes the collection's items
 into the run as `retable index` does (codes refitted to them, the table tuned on their pseudo-queries,
-BM25's share from the run's synthetic LLM queries: no real query is read) and scores every system on the
+BM25 fused by the prior rule, `peak`: no real query is read) and scores every system on the
 real queries, with paired-bootstrap 95% intervals. Then the planted fault: the same run with a `pq` table
 on its synthetic-item quantizer (K=4 codes a sub-space), indexed with --keep-codes; the audit's `loss`
 check must be red on it and not red on the clean run.
@@ -30,7 +30,7 @@ from retable.evals.beir import load_beir  # noqa: E402
 from retable.evals.evaluate import evaluate_run  # noqa: E402
 from retable.evals.metrics import per_query_ndcg  # noqa: E402
 
-SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted", "adapted_hybrid"]
+SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"]
 
 
 def loss_line(run_dir: Path) -> dict:
@@ -64,7 +64,7 @@ def run_dataset(name: str) -> dict:
            "systems": {s: round(m["ndcg@10"] * 100, 2) for s, m in systems.items()},
            "adapted_minus_flat": paired_ci(per_q["adapted"], per_q["frozen_flat"]),
            "hybrid_minus_best_reference": paired_ci(per_q["adapted_hybrid"], per_q[best_ref]), "best_reference": best_ref,
-           "teacher_weight": systems["adapted_hybrid"].get("hybrid_weight"),
+           "hybrid_rule": systems["adapted_hybrid"].get("hybrid_rule"), "teacher_weight": systems["adapted_hybrid"].get("hybrid_weight"),
            "synthetic": {k: json.loads((run_dir / "tune.json").read_text())[k] for k in ("train_pairs", "best_epoch")},
            "clean": loss_line(run_dir)}
     planted = ROOT / "runs" / f"desc-{name}-planted"
