@@ -31,7 +31,10 @@ demo: $(VENV)/.installed
 	$(BIN)/retable adapt examples/scifact-like.txt --out runs/demo --formats keyword,question,claim --holdout-formats claim
 	@echo "the report is in runs/demo/report.html (report.md and audit.json beside it)"
 
+# lint first (ruff; import-linter: no import cycles, no library module importing a command), then every test
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 clean:

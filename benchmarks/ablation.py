@@ -26,11 +26,12 @@ from retable.adapters.stages import label_embeddings
 from retable.adapters.teaching import item_splits, tune_on_labels
 from retable.config import PSEUDO_FORMATS, RunConfig
 from retable.evals.beir import load_beir
-from retable.evals.metrics import evaluate, search, to_run
+from retable.metrics import evaluate, to_run
+from retable.retrieval.dense import exact_search
 from retable.files import read_cached_npy, write_npy
 from retable.runfiles import QUANTIZER, Labels, RunFolder
-from retable.teacher.fusion import Candidates
-from retable.teacher.lexical import Lexical
+from retable.retrieval.fusion import Candidates
+from retable.retrieval.lexical import Lexical
 
 
 @dataclass
@@ -45,12 +46,12 @@ class RetrainSetup:
     item_emb: np.ndarray
     codes: np.ndarray
     where: np.ndarray  # each item row's split
-    fusion: object  # the run's Fusion (teacher/fusion.py): also what search serves
+    fusion: object  # the run's Fusion (retrieval/fusion.py): also what search serves
     _eval: dict
 
     @classmethod
     def load(cls, run_dir: Path, data: Path) -> "RetrainSetup":
-        from retable.adapters.encoder import Encoder
+        from retable.encoder.frozen import Encoder
 
         run = RunFolder(run_dir)
         config = RunConfig(**run.config_json())
@@ -79,7 +80,7 @@ class RetrainSetup:
         """nDCG@10 ×100 of the table alone and fused with BM25 by the run's rule, on the real queries."""
         ev = self._eval
         vecs, qv = table.item_vectors(ev["codes"], ev["emb"], ev["item_rows"]), table.query_vectors(ev["q"], ev["qcodes"])
-        dense = search(vecs, qv, 100)
+        dense = exact_search(vecs, qv, 100)
         hybrid = self.fusion.ranked(Candidates.build(dense, ev["lexical"], vecs, qv), 100)
         return {"adapted": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *dense))["ndcg@10"] * 100, 2),
                 "adapted_hybrid": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *hybrid))["ndcg@10"] * 100, 2)}

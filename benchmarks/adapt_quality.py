@@ -26,7 +26,7 @@ from corpus_mode import DATASETS, RETABLE, ROOT  # noqa: E402
 
 from retable.adapters.artifact import artifact_bytes, index_bytes  # noqa: E402
 from retable.evals.evaluate import evaluate_run  # noqa: E402
-from retable.evals.metrics import per_query_ndcg  # noqa: E402
+from retable.metrics import per_query_ndcg  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
 
 ENCODER_PARAMS = 22_713_216
@@ -43,7 +43,8 @@ def paired_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 def adapt(name: str, tag: str, extra: list[str]) -> tuple[Path, float]:
     data, run_dir = DATASETS / name, ROOT / "runs" / f"quality-{name}{tag}"
     start = time.perf_counter()
-    subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"), "--out", str(run_dir), *extra], check=True)
+    subprocess.run([*RETABLE, "adapt", str(data / "description.txt"), "--corpus", str(data / "corpus.jsonl"), "--out", str(run_dir), *extra],
+                   check=True)
     return run_dir, time.perf_counter() - start
 
 
@@ -100,7 +101,8 @@ def print_tables(rows: list[dict]) -> None:
               f"({r['teacher_chosen_on']}), best epoch {r['best_epoch']}, strength {r['strength']} {r['strength_interval']}; "
               f"LLM queries: {r['llm_query_evidence']}")
         for variant, v in r.get("ablation", {}).items():
-            print(f"    {variant:<28} adapted {v['adapted']:6.2f}  hybrid {v['adapted_hybrid']:6.2f}  (epoch {v['best_epoch']}, {v['train_queries']} queries)")
+            print(f"    {variant:<28} adapted {v['adapted']:6.2f}  hybrid {v['adapted_hybrid']:6.2f}  (epoch {v['best_epoch']}, "
+                  f"{v['train_queries']} queries)")
 
 
 def main() -> None:

@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.adapters.distill import DistillSettings, Labelled, distill  # noqa: E402
-from retable.adapters.encoder import Encoder  # noqa: E402
+from retable.encoder.frozen import Encoder  # noqa: E402
 from retable.adapters.quantizer import Quantizer  # noqa: E402
 from retable.adapters.table import new_table  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.metrics import per_query_ndcg, search, to_run  # noqa: E402
+from retable.metrics import per_query_ndcg, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 from retable.runfiles import QUANTIZER, RunFolder  # noqa: E402
 
@@ -63,8 +64,8 @@ def run_dataset(name: str, folds: int, tag: str) -> dict:
     q_emb = encoder.encode([queries[i] for i in qids])
     codes, remb, rq, rqc = quantizer.codes(emb), quantizer.rotate(emb), quantizer.rotate(q_emb), quantizer.codes(q_emb)
     judged = {i: qrels[i] for i in qids}
-    frozen = to_run(qids, ids, *search(emb, q_emb, 100))
-    labels = _labels(rq, rqc, qids, qrels, row, search(emb, q_emb, CANDIDATES + 20)[1])
+    frozen = to_run(qids, ids, *exact_search(emb, q_emb, 100))
+    labels = _labels(rq, rqc, qids, qrels, row, exact_search(emb, q_emb, CANDIDATES + 20)[1])
     fold = np.random.default_rng(config.seed).permutation(len(qids)) % folds
     tuned_run, epochs, strengths = {}, [], []
     for f in range(folds):
@@ -78,7 +79,7 @@ def run_dataset(name: str, folds: int, tag: str) -> dict:
         strengths.append(result.strength)
         test_idx = np.flatnonzero(fold == f)
         vecs = table.item_vectors(codes, remb)
-        tuned_run |= to_run([qids[i] for i in test_idx], ids, *search(vecs, table.query_vectors(rq[test_idx], rqc[test_idx]), 100))
+        tuned_run |= to_run([qids[i] for i in test_idx], ids, *exact_search(vecs, table.query_vectors(rq[test_idx], rqc[test_idx]), 100))
     flat, ceiling = per_query_ndcg(judged, frozen), per_query_ndcg(judged, tuned_run)
     return {"dataset": name, "queries": len(qids), "folds": folds, "best_epochs": epochs, "strengths": strengths,
             "frozen_flat": round(float(flat.mean()) * 100, 2), "real_query_ceiling": round(float(ceiling.mean()) * 100, 2)}

@@ -20,15 +20,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.adapters.collisions import collision_rate  # noqa: E402
-from retable.adapters.encoder import Encoder  # noqa: E402
+from retable.encoder.frozen import Encoder  # noqa: E402
 from retable.adapters.quantizer import Quantizer  # noqa: E402
-from retable.adapters.training import Space, train_kind  # noqa: E402
-from retable.adapters.tune import mrr_at_k  # noqa: E402
+from retable.baselines.train import Space, train_kind  # noqa: E402
+from retable.metrics import mrr_at_k  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
-from retable.evals.baselines import RunPairs  # noqa: E402
+from retable.baselines.systems import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
 from retable.runfiles import RunFolder  # noqa: E402
-from retable.evals.metrics import evaluate, search, to_run  # noqa: E402
+from retable.metrics import evaluate, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def run_dataset(name: str, m: int, nbits: int, limit: int) -> dict:
         train_mrr = mrr_at_k(table.query_vectors(train.q) @ table.item_vectors(space.codes, space.emb).T, train.pos)
         rows = np.array([rp.i_row.get(i, len(rp.items)) for i in ids])
         vecs = table.item_vectors(quantizer.codes(emb), quantizer.rotate(emb), rows)
-        metrics = evaluate({i: qrels[i] for i in qids}, to_run(qids, ids, *search(vecs, quantizer.rotate(q), 100)))
+        metrics = evaluate({i: qrels[i] for i in qids}, to_run(qids, ids, *exact_search(vecs, quantizer.rotate(q), 100)))
         row[label] = {"residual_items": n, "train_mrr@10": train_mrr, **metrics, "parameters": table.n_parameters()}
     return row
 

@@ -27,8 +27,9 @@ from adapt_quality import paired_ci  # noqa: E402
 from corpus_mode import DATASETS, RETABLE, ROOT  # noqa: E402
 
 from retable.evals.beir import load_beir  # noqa: E402
+from retable.commands.evaluate import eval_run  # noqa: E402
 from retable.evals.evaluate import evaluate_run  # noqa: E402
-from retable.evals.metrics import per_query_ndcg  # noqa: E402
+from retable.metrics import per_query_ndcg  # noqa: E402
 
 SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"]
 
@@ -52,7 +53,7 @@ def run_dataset(name: str) -> dict:
     adapt_s = timed([*RETABLE, "adapt", str(data / "description.txt"), "--out", str(run_dir)])
     runs: dict = {}
     start = time.perf_counter()
-    systems = evaluate_run(run_dir, data, runs=runs, index=True, log=lambda m: print(m, file=sys.stderr))
+    systems = eval_run(run_dir, data, runs=runs, log=lambda m: print(m, file=sys.stderr))
     index_eval_s = round(time.perf_counter() - start, 1)
     _, _, qrels = load_beir(data, log=lambda m: None)
     judged = {q: qrels[q] for q in runs["frozen_flat"]}

@@ -26,7 +26,7 @@ from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 
 def measure(name: str, texts: list[str]) -> dict:
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["XDG_CACHE_HOME"] = cache
@@ -58,11 +58,12 @@ def drift_by_group(name: str) -> dict:
     import onnx
 
     from retable.adapters import onnx_encoder as oe
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
 
     fast = Encoder(name)
     runner = oe.OnnxEncoder.__new__(oe.OnnxEncoder)  # its text runner and check, without the cache
-    runner.st, runner.pooling, runner.tokenizer, runner.max_length = fast.model, oe.check_structure(fast.model), fast.model[0].tokenizer, fast.model.max_seq_length
+    runner.st, runner.pooling = fast.model, oe.check_structure(fast.model)
+    runner.tokenizer, runner.max_length = fast.model[0].tokenizer, fast.model.max_seq_length
     with tempfile.TemporaryDirectory() as tmp:
         src = oe._quiet(oe._export_float, fast.model, Path(tmp))
         model = onnx.load(str(src), load_external_data=False)

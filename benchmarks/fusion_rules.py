@@ -1,6 +1,6 @@
 """Which fusion of BM25 and the frozen encoder holds on a collection it was not chosen on? No table, no LLM:
 BM25 and the frozen encoder (the run's default path) each rank the collection's items for its real queries,
-and every fusion rule in `retable.teacher.fusion.RULES` (and the convex min-max fusion at fixed weights) is
+and every fusion rule in `retable.retrieval.fusion.RULES` (and the convex min-max fusion at fixed weights) is
 scored by nDCG@10. Then leave-one-collection-out: a rule (and its one setting) is chosen on three collections'
 mean and judged on the fourth; every fold and the worst are printed.
 
@@ -22,19 +22,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.loss import paired_interval  # noqa: E402
-from retable.evals.metrics import per_query_ndcg, search, to_run  # noqa: E402
+from retable.metrics import paired_interval  # noqa: E402
+from retable.metrics import per_query_ndcg, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 from retable.files import read_npy, write_npy  # noqa: E402
-from retable.teacher.fusion import RULES, Candidates  # noqa: E402
+from retable.retrieval.fusion import RULES, Candidates  # noqa: E402
 
 DEPTH = 100
 FIXED = tuple(round(0.1 * i, 1) for i in range(0, 11))
 
 
 def rankings(name: str, backend: str) -> tuple[dict, Candidates, list[str], list[str], tuple, tuple]:
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
     from retable.config import RunConfig
-    from retable.teacher.lexical import Lexical
+    from retable.retrieval.lexical import Lexical
 
     data = DATASETS / name
     corpus, queries, qrels = load_beir(data, log=lambda m: None)
@@ -49,7 +50,7 @@ def rankings(name: str, backend: str) -> tuple[dict, Candidates, list[str], list
     qids = sorted(queries)
     texts = [queries[q] for q in qids]
     q_emb = encoder.encode(texts)
-    dense, lexical = search(item_emb, q_emb, DEPTH), Lexical.build([it.encode_text() for it in corpus]).top(texts, DEPTH)
+    dense, lexical = exact_search(item_emb, q_emb, DEPTH), Lexical.build([it.encode_text() for it in corpus]).top(texts, DEPTH)
     return {q: qrels[q] for q in qids}, Candidates.build(dense, lexical, item_emb, q_emb), qids, [it.id for it in corpus], dense, lexical
 
 

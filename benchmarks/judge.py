@@ -50,7 +50,8 @@ def main() -> None:
             s = judge_pairs(client, Prompts(), kept, dropped, items, args.pairs, seed=13, informative_gap=gap)
             rows.append({"model": model, "temperature": temperature, "yes_kept": s.yes_kept, "yes_dropped": s.yes_dropped,
                          "yes_control_match": s.yes_control_match, "yes_control_mismatch": s.yes_control, "control_p": s.control_p,
-                         "informative": s.informative, "invalid": s.invalid, "calls": len(s.judged), "seconds": round(time.perf_counter() - start, 1)})
+                         "informative": s.informative, "invalid": s.invalid, "calls": len(s.judged),
+                         "seconds": round(time.perf_counter() - start, 1)})
     print(f"\n{'model':<20} {'temp':>4} {'kept':>5} {'dropped':>7} {'match':>6} {'mismatch':>8} {'p':>6} {'trusted':>7} {'s':>6}")
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731

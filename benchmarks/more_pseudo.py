@@ -17,12 +17,12 @@ import numpy as np
 
 from ablation import RetrainSetup
 from corpus_mode import DATASETS, ROOT
-from retable.adapters.encoder import Encoder
+from retable.encoder.frozen import Encoder
 from retable.adapters.teaching import tune_on_labels
 from retable.agent.pseudo import _SENTENCE_END, LEAD_WORDS, pseudo_queries
 from retable.records import Query
 from retable.runfiles import Labels
-from retable.teacher.lexical import Lexical
+from retable.retrieval.lexical import Lexical
 from retable.teacher.stages import candidates
 
 MIDDLE_SENTENCES = 4
@@ -56,7 +56,8 @@ def with_extra(s: RetrainSetup, encoder: Encoder, lexical: Lexical, extra: list[
     scores, rows = s.fusion.ranked(candidates(lexical, s.item_emb, [q.text for q in extra], emb, k), k)
     lab = s.labels
     out = Labels(query_ids=np.concatenate([lab.query_ids, [q.id for q in extra]]), formats=np.concatenate([lab.formats, [q.format for q in extra]]),
-                 pos=np.concatenate([lab.pos, np.array([row[q.item_id] for q in extra], dtype=np.int64)]), rows=np.vstack([lab.rows, rows]), scores=np.vstack([lab.scores, scores]))
+                 pos=np.concatenate([lab.pos, np.array([row[q.item_id] for q in extra], dtype=np.int64)]), rows=np.vstack([lab.rows, rows]),
+                 scores=np.vstack([lab.scores, scores]))
     return out, np.vstack([s.label_emb, emb])
 
 

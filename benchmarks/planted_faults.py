@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the planted faults live with the tests
 from corpus_mode import ROOT  # noqa: E402
 
-from retable.adapters.encoder import Encoder  # noqa: E402
+from retable.encoder.frozen import Encoder  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
-from retable.evals.planted import EXPECTED, FAULTS, plant  # noqa: E402
+from planted import EXPECTED, FAULTS, plant  # noqa: E402
 from retable.files import read_npy, read_records  # noqa: E402
 from retable.records import Item  # noqa: E402
 

@@ -47,7 +47,8 @@ def write_corpus(path: Path, n: int, seed: int = 0, words: int = 20) -> None:
     picks = rng.integers(0, len(VOCAB), size=(n, words))
     with path.open("w") as fh:
         for i, row in enumerate(picks):
-            fh.write(json.dumps({"id": f"d{i}", "title": f"{VOCAB[row[0]]} {VOCAB[row[1]]} study {i}", "text": " ".join(VOCAB[j] for j in row)}) + "\n")
+            fh.write(json.dumps({"id": f"d{i}", "title": f"{VOCAB[row[0]]} {VOCAB[row[1]]} study {i}",
+                                 "text": " ".join(VOCAB[j] for j in row)}) + "\n")
 
 
 def fake_llm():
@@ -63,13 +64,14 @@ CONFIG = dict(max_query_items=400, rounds=1, epochs=10, patience=3, judge_pairs=
 
 def child(corpus: Path, out: Path) -> None:
     """One size, in its own process so that peak RSS is this size's alone."""
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
     from retable.config import RunConfig
 
     start = time.perf_counter()
     run_adapt(DESCRIPTION, out, RunConfig(**CONFIG), fake_llm(), corpus=corpus, log=lambda m: print(m, file=sys.stderr))
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    print(json.dumps({"wall_s": time.perf_counter() - start, "stages": {k: {"seconds": v["seconds"], "peak_rss_mb": v.get("peak_rss_mb")} for k, v in stages.items()}}))
+    print(json.dumps({"wall_s": time.perf_counter() - start,
+                      "stages": {k: {"seconds": v["seconds"], "peak_rss_mb": v.get("peak_rss_mb")} for k, v in stages.items()}}))
 
 
 def part_scale(sizes: list[int], work: Path) -> dict:
@@ -97,7 +99,7 @@ def part_ray(n: int, work: Path) -> dict:
     import numpy as np
     import ray
 
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
     from retable.config import RunConfig
 
     corpus = work / f"corpus-{n}.jsonl"
@@ -132,9 +134,11 @@ def _throughput(llm, jobs: int) -> dict:
     from retable.agent.queries import write_queries
     from retable.records import DomainBrief, Item, Persona
 
-    items = [Item(id=f"d{i}", title=f"study {i}", text=f"This study {i} measured {VOCAB[i % len(VOCAB)]} and {VOCAB[(3 * i) % len(VOCAB)]} in adults.")
+    items = [Item(id=f"d{i}", title=f"study {i}", text=f"This study {i} measured {VOCAB[i % len(VOCAB)]} and {VOCAB[(3 * i) % len(VOCAB)]} in "
+                                                       "adults.")
              for i in range(jobs)]
-    brief = DomainBrief(subtopics=["biomedicine"], item_kinds=["abstract"], vocabulary=["trial"], personas=[Persona(name="clinician", intent="find evidence")])
+    brief = DomainBrief(subtopics=["biomedicine"], item_kinds=["abstract"], vocabulary=["trial"],
+                        personas=[Persona(name="clinician", intent="find evidence")])
     client = LLMClient(llm, None, temperature=0.7, max_tokens=96, max_retries=0, concurrency=1)
     start = time.perf_counter()
     queries = write_queries(client, Prompts(), items, brief, ["keyword", "question"], jobs, seed=1)
@@ -147,7 +151,7 @@ def _throughput(llm, jobs: int) -> dict:
 def part_endpoints(work: Path, jobs: int, latency: float) -> dict:
     from fake_server import FakeOpenAI
 
-    from retable.llm.llama_servers import llama_servers
+    from llama_servers import llama_servers
     from retable.llm.openai_compat import OpenAICompatLLM
     from retable.llm.pool import EndpointPool
 
@@ -172,7 +176,7 @@ def _ann_timing(n: int, d: int, queries: int) -> dict:
     """Search time per query, top 10, exact against IVF-PQ at a size above the default threshold."""
     import numpy as np
 
-    from retable.search_index import build, search
+    from retable.retrieval.dense import build, search
 
     rng = np.random.default_rng(0)
     items = rng.normal(size=(n, d)).astype(np.float32)
@@ -195,12 +199,12 @@ def part_ann(datasets: Path, cache: Path) -> dict:
     import faiss
     import numpy as np
 
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
     from retable.evals.beir import load_beir
     from retable.runfiles import RunFolder
-    from retable.evals.metrics import evaluate, rows_overlap, to_run
+    from retable.metrics import evaluate, rows_overlap, to_run
     from retable.files import encode_to_npy
-    from retable.search_index import ANN_NPROBE, RERANK, build, search
+    from retable.retrieval.dense import ANN_NPROBE, RERANK, build, search
 
     encoder = Encoder("all-MiniLM-L6-v2")
     checksum = encoder.checksum()
@@ -211,7 +215,8 @@ def part_ann(datasets: Path, cache: Path) -> dict:
         vectors.append(np.load(path) if path.is_file() else np.asarray(encode_to_npy(encoder, [it.encode_text() for it in corpus], path)))
         ids += [f"{folder.name}/{it.id}" for it in corpus]
         qids = sorted(queries)
-        sets[folder.name] = (qids, encoder.encode([queries[q] for q in qids]), {q: {f"{folder.name}/{d}": r for d, r in qrels[q].items()} for q in qids})
+        sets[folder.name] = (qids, encoder.encode([queries[q] for q in qids]),
+                             {q: {f"{folder.name}/{d}": r for d, r in qrels[q].items()} for q in qids})
     items = np.vstack(vectors)
     indexes, out = {}, {"items": len(items), "datasets": {}}
     for name, threshold in (("flat", len(items)), ("ivf_pq", 0)):
@@ -243,12 +248,13 @@ def part_ann(datasets: Path, cache: Path) -> dict:
         out["datasets"][name] = {system: evaluate(judged, to_run(qids, ids, f[0][rows], f[1][rows]))["ndcg@10"] for system, f in found.items()}
     print(f"\n{out['items']:,} items (four collections in one index): IVF-PQ, candidates re-scored, keeps {out['ivf_pq_overlap_at_10']:.1%} "
           f"of the exact top 10 ({out['ivf_pq_without_rescoring_overlap_at_10']:.1%} without re-scoring); "
-          f"{out['flat_ms_per_query']:.2f} vs {out['ivf_pq_ms_per_query']:.2f} ms a query; index {out['flat_bytes'] / 1e6:.1f} vs {out['ivf_pq_bytes'] / 1e6:.1f} MB")
+          f"{out['flat_ms_per_query']:.2f} vs {out['ivf_pq_ms_per_query']:.2f} ms a query; index {out['flat_bytes'] / 1e6:.1f} vs "
+          f"{out['ivf_pq_bytes'] / 1e6:.1f} MB")
     print("overlap with the exact top 10 by lists probed: " + ", ".join(f"{n} {v:.1%}" for n, v in out["overlap_at_10_by_nprobe"].items()))
     out["timing_at_threshold"] = _ann_timing(300_000, items.shape[1], queries=1000)
     t = out["timing_at_threshold"]
-    print(f"{t['items']:,} random vectors (timing only): exact {t['flat_ms_per_query']:.2f} vs IVF-PQ {t['ivf_pq_ms_per_query']:.2f} ms a query (top 10), "
-          f"IVF-PQ built in {t['ivf_pq_build_s']:.0f} s")
+    print(f"{t['items']:,} random vectors (timing only): exact {t['flat_ms_per_query']:.2f} vs IVF-PQ {t['ivf_pq_ms_per_query']:.2f} ms a query (top "
+          f"10), IVF-PQ built in {t['ivf_pq_build_s']:.0f} s")
     print(f"{'collection':<10} {'exact nDCG@10':>14} {'IVF-PQ':>8}")
     for name, r in out["datasets"].items():
         print(f"{name:<10} {r['flat']:>14.4f} {r['ivf_pq']:>8.4f}")

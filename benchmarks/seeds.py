@@ -21,14 +21,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.adapters.artifact import Adapter  # noqa: E402
-from retable.adapters.encoder import Encoder  # noqa: E402
+from retable.encoder.frozen import Encoder  # noqa: E402
 from retable.adapters.table import new_table  # noqa: E402
-from retable.adapters.training import Space, train_kind  # noqa: E402
+from retable.baselines.train import Space, train_kind  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
-from retable.evals.baselines import RunPairs  # noqa: E402
+from retable.baselines.systems import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
 from retable.runfiles import RunFolder  # noqa: E402
-from retable.evals.metrics import per_query_ndcg, search, to_run  # noqa: E402
+from retable.metrics import per_query_ndcg, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
 OTHER_SEEDS = [0, 1, 2, 3]  # besides the run's own seed, which comes first
@@ -51,7 +52,7 @@ def run_dataset(name: str) -> dict:
 
     def ndcg(table) -> np.ndarray:
         vecs = table.item_vectors(codes, quantizer.rotate(emb), adapter.rows(ids))
-        return per_query_ndcg(judged, to_run(qids, ids, *search(vecs, table.query_vectors(quantizer.rotate(q), qcodes), 100)))
+        return per_query_ndcg(judged, to_run(qids, ids, *exact_search(vecs, table.query_vectors(quantizer.rotate(q), qcodes), 100)))
 
     row = {"dataset": name, "queries": len(qids), "train_pairs": len(train.pos)}
     for kind in ("pq", "residual"):

@@ -31,9 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
-from retable.adapters.artifact import load_adapter  # noqa: E402
+from retable.serving.load import load_adapter  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.metrics import evaluate  # noqa: E402
+from retable.metrics import evaluate  # noqa: E402
 
 K = 10
 QUIET = lambda m: None  # noqa: E731
@@ -55,7 +55,7 @@ def quality(name: str, tag: str, work: Path) -> dict:
     from llama_index.core import Document, Settings, VectorStoreIndex
     from sentence_transformers import SentenceTransformer
 
-    from retable.adapters.indexing import index_run
+    from retable.commands.index import index_run
     from retable.serving.export import export
     from retable.serving.langchain import RetableEmbeddings, RetableRetriever
     from retable.serving.llamaindex import RetableEmbedding
@@ -112,7 +112,8 @@ def quality(name: str, tag: str, work: Path) -> dict:
     timed("LanceDB dense", lambda: {q: on_disk.search(queries[q], K, hybrid=False) for q in qids})
     timed("LanceDB hybrid", lambda: {q: on_disk.search(queries[q], K) for q in qids})
     reference = {path: ("retable hybrid" if "hybrid" in path else "retable dense") for path in ranked}
-    same = {path: round(float(np.mean([[i for i, _ in ranked[path][q]] == [i for i, _ in ranked[reference[path]][q]] for q in qids])), 4) for path in ranked}
+    same = {path: round(float(np.mean([[i for i, _ in ranked[path][q]] == [i for i, _ in ranked[reference[path]][q]] for q in qids])),
+                        4) for path in ranked}
     return {"queries": len(qids), "items": len(native.ids), "ndcg@10": {p: _ndcg(qrels, r) for p, r in ranked.items()},
             "same_top10_as_native": same, "seconds": seconds}
 
@@ -121,8 +122,9 @@ def _tiled(run: Path, n: int, work: Path) -> Path:
     """An adapter folder of `n` items: the run's shipped adapter's items repeated (ids and texts suffixed)."""
     from retable.adapters.artifact import Adapter
     from retable.files import write_json
-    from retable.runfiles import ADAPTER_CODES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_META, ADAPTER_QUANTIZER, ADAPTER_TABLE, RunFolder
-    from retable.teacher.lexical import Lexical
+    from retable.runfiles import (ADAPTER_CODES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_META, ADAPTER_QUANTIZER, ADAPTER_TABLE,
+                                  RunFolder)
+    from retable.retrieval.lexical import Lexical
 
     folder = work / f"tiled-{n}"
     if (folder / ADAPTER_META).is_file():
@@ -144,7 +146,7 @@ def _tiled(run: Path, n: int, work: Path) -> Path:
 
 def speed(sizes: list[int], work: Path, tag: str, n_queries: int = 100, rounds: int = 3) -> dict:
     from retable.evals.beir import load_queries
-    from retable.serving.db import write_db
+    from retable.serving.export import write_db
 
     run = ROOT / "runs" / f"quality-scifact-{tag}"
     queries = list(load_queries(DATASETS / "scifact" / "queries.jsonl").values())[:n_queries]
@@ -157,7 +159,8 @@ def speed(sizes: list[int], work: Path, tag: str, n_queries: int = 100, rounds: 
         write_s = time.perf_counter() - t
         disk = load_adapter(folder, db=work / f"db-tiled-{n}")
         row, rates = {"write_db_s": round(write_s, 1)}, {}
-        modes = [(f"{label} {'hybrid' if hybrid else 'dense'} q/s", index, hybrid) for label, index in (("memory", memory), ("lancedb", disk)) for hybrid in (False, True)]
+        modes = [(f"{label} {'hybrid' if hybrid else 'dense'} q/s", index, hybrid) for label,
+                 index in (("memory", memory), ("lancedb", disk)) for hybrid in (False, True)]
         for _, index, hybrid in modes:
             index.search(queries[0], K, hybrid=hybrid)  # first search builds what it builds
         for _ in range(rounds):  # the modes alternate, rounds apart: this machine is shared and noisy

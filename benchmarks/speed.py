@@ -23,15 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASETS = ROOT.parent / "shared" / "datasets"
 
-from retable.adapters.encoder import Encoder  # noqa: E402
+from retable.encoder.frozen import Encoder  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
-from retable.evals.metrics import evaluate, search, to_run  # noqa: E402
+from retable.metrics import evaluate, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 
 
 def encoding(encoders: dict, texts: list[str]) -> dict:
@@ -57,7 +56,7 @@ def frozen_flat(encoders: dict, name: str) -> dict:
     for variant, enc in encoders.items():
         items = enc.encode([it.encode_text() for it in corpus], progress=True)
         q = enc.encode([queries[i] for i in qids])
-        scores, rows = search(items, q, 100)
+        scores, rows = exact_search(items, q, 100)
         out[variant] = 100 * evaluate(qrels, to_run(qids, [it.id for it in corpus], scores, rows))["ndcg@10"]
     out["difference"] = out["onnx-int8"] - out["torch"]
     return out
@@ -84,7 +83,8 @@ def llm_variant(n_items: int, parallel: int, weights: str, corpus_docs: int, see
     llm._load()  # the model's load (and the weights' one-time re-encoding) is not timed
     client = LLMClient(llm, None, temperature=0.7, max_tokens=384, max_retries=2, concurrency=parallel)
     start = time.perf_counter()
-    queries = write_queries(client, Prompts(), corpus[:corpus_docs], DomainBrief.model_validate(BRIEF), ["keyword", "question", "claim"], n_items, seed=seed, desc=f"parallel {parallel}")
+    queries = write_queries(client, Prompts(), corpus[:corpus_docs], DomainBrief.model_validate(BRIEF), ["keyword", "question", "claim"], n_items,
+                            seed=seed, desc=f"parallel {parallel}")
     seconds = time.perf_counter() - start
     calls = client.usage.total()
     return {"parallel": parallel, "weights": weights, "seconds": seconds, "items": n_items, "queries": [q.model_dump() for q in queries],
@@ -126,7 +126,8 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--skip-llm", action="store_true")
     ap.add_argument("--skip-encoder", action="store_true", help="only the embedded LLM (written to results/speed-llm.json)")
-    ap.add_argument("--seed", type=int, default=7, help="the queries stage's seed (which items, and every draw); another seed writes speed-llm-seed<N>.json")
+    ap.add_argument("--seed", type=int, default=7, help="the queries stage's seed (which items, and every draw); another seed writes "
+                                                        "speed-llm-seed<N>.json")
     ap.add_argument("--paths", nargs="*", default=[], choices=[v[0] for v in LLM_VARIANTS], help="only these LLM paths (default: all)")
     args = ap.parse_args()
     encoders = {"torch": Encoder("all-MiniLM-L6-v2", backend="torch"), "onnx-int8": Encoder("all-MiniLM-L6-v2")}
@@ -156,10 +157,12 @@ def encoder_section(encoders: dict, args) -> dict:
 def llm_section(encoder, args) -> dict:
     result = {}
     r = result["llm"] = llm_throughput(args.llm_items, args.parallel, args.docs, encoder, args.seed, tuple(args.paths))
-    print("\n| embedded LLM | parallel | weights | seconds | queries/min | invalid calls | completion tokens | filter pass rate |\n|---|---|---|---|---|---|---|---|")
+    print("\n| embedded LLM | parallel | weights | seconds | queries/min | invalid calls | completion tokens | filter pass rate |\n"
+          "|---|---|---|---|---|---|---|---|")
     for label in (v[0] for v in LLM_VARIANTS if v[0] in r):
         x = r[label]
-        print(f"| {label} | {x['parallel']} | {x['weights']} | {x['seconds']:.0f} | {x['queries_per_min']:.1f} | {x['invalid_calls']} | {x['completion_tokens']} | {x['pass_rate']:.2f} |")
+        print(f"| {label} | {x['parallel']} | {x['weights']} | {x['seconds']:.0f} | {x['queries_per_min']:.1f} | {x['invalid_calls']} | "
+              f"{x['completion_tokens']} | {x['pass_rate']:.2f} |")
     for key, what in (("speedup", "batched / sequential (same weights)"), ("speedup_vs_shipped", "batched / sequential-shipped")):
         if key in r:
             print(f"{what}: {r[key]:.2f}x queries per minute")

@@ -22,13 +22,14 @@ from corpus_mode import ROOT, adapt_collection  # noqa: E402
 
 from retable.adapters.artifact import Adapter  # noqa: E402
 from retable.adapters.quantizer import Quantizer  # noqa: E402
-from retable.adapters.training import Space, train_kind  # noqa: E402
+from retable.baselines.train import Space, train_kind  # noqa: E402
 from retable.config import RunConfig  # noqa: E402
-from retable.evals.baselines import RunPairs  # noqa: E402
+from retable.baselines.systems import RunPairs  # noqa: E402
 from retable.evals.beir import load_beir  # noqa: E402
 from retable.evals.evaluate import evaluate_run
 from retable.runfiles import RunFolder  # noqa: E402
-from retable.evals.metrics import evaluate, search, to_run  # noqa: E402
+from retable.metrics import evaluate, to_run  # noqa: E402
+from retable.retrieval.dense import exact_search  # noqa: E402
 from retable.files import read_npy  # noqa: E402
 
 ENCODER_PARAMS = 22_713_216
@@ -37,7 +38,7 @@ SYSTEMS = ["bm25", "frozen_flat", "frozen_pq", "adapted_pq", "adapted_vq", "adap
 
 def held_out_items(run_dir: Path, data: Path, fraction: float = 0.2) -> dict:
     """nDCG@10 of a pq table whose quantizer and tuning never saw 20% of the items, vs one that saw all."""
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
 
     config = RunConfig(**json.loads((run_dir / "config.json").read_text()))
     adapter = Adapter(run_dir / "adapter")
@@ -55,7 +56,7 @@ def held_out_items(run_dir: Path, data: Path, fraction: float = 0.2) -> dict:
     qids = sorted(queries)
     q = Encoder(config.encoder).encode([queries[i] for i in qids])
     vecs = table.item_vectors(quantizer.codes(emb), quantizer.rotate(emb))
-    run = to_run(qids, [it.id for it in corpus], *search(vecs, quantizer.rotate(q), 100))
+    run = to_run(qids, [it.id for it in corpus], *exact_search(vecs, quantizer.rotate(q), 100))
     return {"held_out_fraction": fraction, "train_pairs_left": len(split["train"]), **evaluate({i: qrels[i] for i in qids}, run)}
 
 
@@ -66,7 +67,8 @@ def run_dataset(name: str, max_query_items: int) -> dict:
     tune = json.loads((run_dir / "tune.json").read_text())
     return {"dataset": name, "adapt_seconds": round(adapt_seconds, 1), "kept_pairs": audit["kept"],
             "collision_rate": audit["codebook"]["collision_rate"], "collision_residuals": tune["collision_residuals"],
-            "pq_k": audit["tuned"]["pq_k"], "train_pairs": audit["tuned"]["train_pairs"], "systems": systems, "held_out_items": held_out_items(run_dir, data)}
+            "pq_k": audit["tuned"]["pq_k"], "train_pairs": audit["tuned"]["train_pairs"], "systems": systems,
+            "held_out_items": held_out_items(run_dir, data)}
 
 
 def targets(rows: list[dict]) -> list[tuple[str, str, bool | None]]:
@@ -141,7 +143,8 @@ def markdown(rows: list[dict], command: str) -> str:
                 lines.append(f"| {r['dataset']} | {kind} | {k['untuned']:.4f} | {k['mean']:.4f} ± {k['std']:.4f} | "
                              f"{100 * k['run_seed_diff']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] points |")
         clear = [f"{kind} on {r['dataset']} ({100 * r[kind]['run_seed_diff']:+.2f}; best epochs over the seeds {r[kind]['best_epochs']})"
-                 for r in sd["runs"] for kind in ("pq", "residual") if min(r[kind]["run_seed_diff_ci95"]) > 0 or max(r[kind]["run_seed_diff_ci95"]) < 0]
+                 for r in sd["runs"] for kind in ("pq", "residual")
+                 if min(r[kind]["run_seed_diff_ci95"]) > 0 or max(r[kind]["run_seed_diff_ci95"]) < 0]
         lines += ["", "Intervals that exclude zero: " + ("; ".join(clear) if clear else "none") + ". Best epoch 0 means early "
                   "stopping kept the untuned table. Where the training pairs fit in one batch (32; nfcorpus), the tuning "
                   "seed only reorders that batch and changes nothing, so the spread over seeds is zero: the bootstrap "
@@ -151,13 +154,15 @@ def markdown(rows: list[dict], command: str) -> str:
         c = json.loads(coll.read_text())
         lines += ["", "## Collisions", "", f"`.venv/bin/python {c['command']}`: a deliberately coarse quantizer, a pq table tuned "
                   "with and without a residual vector for the colliding items that carry synthetic queries.", "",
-                  "| dataset | M×K | items colliding | query mass colliding | residual items | train MRR@10 without / with | nDCG@10 without / with |",
+                  "| dataset | M×K | items colliding | query mass colliding | residual items | train MRR@10 without / with | "
+                  "nDCG@10 without / with |",
                   "|---|---|---|---|---|---|---|"]
         for r in c["runs"]:
             a, b = r["without"], r["with"]
-            lines.append(f"| {r['dataset']} | {r['m']}×{r['k']} | {100 * r['collision_rate']:.1f}% | {100 * r['collision_rate_by_query_mass']:.1f}% | "
-                         f"{b['residual_items']} | {a['train_mrr@10']:.3f} / {b['train_mrr@10']:.3f} | {a['ndcg@10']:.4f} / {b['ndcg@10']:.4f} |")
-        at_default = ", ".join(f"{r['dataset']} {100 * r['collision_rate']:.1f}% of items (K={r['pq_k']}, {r['collision_residuals']} given a residual)" for r in rows)
+            lines.append(f"| {r['dataset']} | {r['m']}×{r['k']} | {100 * r['collision_rate']:.1f}% | {100 * r['collision_rate_by_query_mass']:.1f}% "
+                         f"| {b['residual_items']} | {a['train_mrr@10']:.3f} / {b['train_mrr@10']:.3f} | {a['ndcg@10']:.4f} / {b['ndcg@10']:.4f} |")
+        at_default = ", ".join(f"{r['dataset']} {100 * r['collision_rate']:.1f}% of items (K={r['pq_k']}, {r['collision_residuals']} given a "
+                               "residual)" for r in rows)
         lines += ["", "The residuals make the colliding training items separable (train MRR@10 → 1.0) but do not help the "
                   "real queries (nDCG@10 drops slightly): at this data scale they fit the synthetic queries. With the "
                   f"default M=48 the adapted runs collide far less: {at_default}."]

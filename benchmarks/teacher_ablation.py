@@ -29,10 +29,11 @@ from corpus_mode import DATASETS, ROOT
 from retable.adapters import teaching
 from retable.adapters.distill import DistillSettings
 from retable.evals.beir import load_beir
-from retable.evals.metrics import evaluate, search, to_run
+from retable.metrics import evaluate, to_run
+from retable.retrieval.dense import exact_search
 from retable.runfiles import Labels
-from retable.teacher.fusion import Candidates
-from retable.teacher.lexical import Lexical
+from retable.retrieval.fusion import Candidates
+from retable.retrieval.lexical import Lexical
 
 
 def sample_labels(labels: Labels, llm_formats: set[str], per_item: int, seed: int) -> np.ndarray:
@@ -92,7 +93,7 @@ def ndcg(s: RetrainSetup, top) -> float:
 
 
 def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_length: int) -> dict:
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
 
     s = RetrainSetup.load(ROOT / "runs" / f"quality-{name}{tag}", DATASETS / name)
     config, labels, k = s.config, s.labels, s.config.teacher_candidates
@@ -111,8 +112,8 @@ def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_lengt
 
     lexical = Lexical.build([it.encode_text() for it in items])
     lex_top = lexical.top(q_texts, k)
-    t_top = search(t_items, t_q, k)
-    student_top = search(s.item_emb, sub_emb, k)
+    t_top = exact_search(t_items, t_q, k)
+    student_top = exact_search(s.item_emb, sub_emb, k)
     t_alone = teacher_alone(t_items, t_q, union_rows(lex_top[1], student_top[1], t_top[1]), t_top[0], k)
     t_fused = s.fusion.ranked(Candidates.build(t_top, lex_top, t_items, t_q), k)
 
@@ -122,7 +123,8 @@ def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_lengt
                 "teacher: BM25 + the encoder (the run's rule)": (fused, 0.5),
                 "teacher: the encoder alone, no own-item term": (alone, 0.0),
                 "teacher: BM25 + the encoder, no own-item term": (fused, 0.0)}
-    out = {"queries": {"labelled": len(sub.query_ids), "llm": int(np.isin(sub.formats, list(config.query_formats)).sum())}, **references(s, name, teacher, t_items, items)}
+    out = {"queries": {"labelled": len(sub.query_ids), "llm": int(np.isin(sub.formats, list(config.query_formats)).sum())},
+           **references(s, name, teacher, t_items, items)}
     for vname, (lab, own_item) in variants.items():
         start = time.perf_counter()
         teaching.DistillSettings = partial(DistillSettings, contrastive=own_item)  # the own-item term's weight (0.5 ships)
@@ -143,7 +145,7 @@ def references(s: RetrainSetup, name: str, teacher, t_items: np.ndarray, items) 
     t_q = teacher.encode([queries[i] for i in ev["qids"]])
     out = {"bm25": ndcg(s, ev["lexical"])}
     for label, vecs, qv in (("frozen", ev["emb"], ev["q"]), ("teacher", t_corpus, t_q)):
-        dense = search(vecs, qv, 100)
+        dense = exact_search(vecs, qv, 100)
         out[f"{label}_flat"] = ndcg(s, dense)
         out[f"{label}_hybrid"] = ndcg(s, s.fusion.ranked(Candidates.build(dense, ev["lexical"], vecs, qv), 100))
     print(name, json.dumps(out), flush=True)

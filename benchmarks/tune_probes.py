@@ -95,7 +95,8 @@ def probe(name: str, tag: str, probes: list[str]) -> dict:
         torch.manual_seed(c.seed)  # the dropout masks
         table, start = ProbeTable(m, k, s.quantizer.dim, **shape), time.perf_counter()
         result = distill(table, s.codes, s.quantizer.rotate(s.item_emb), sets["train"], sets["val"], replace(base, **changes))
-        out[probe_name] = {**s.measure(table), "best_epoch": result.best_epoch, "strength": result.strength, "val_loss": round(result.best_val_loss, 4),
+        out[probe_name] = {**s.measure(table), "best_epoch": result.best_epoch, "strength": result.strength,
+                           "val_loss": round(result.best_val_loss, 4),
                            "seconds": round(time.perf_counter() - start, 1)}
         print(name, probe_name, json.dumps(out[probe_name]), flush=True)
     return out
@@ -112,7 +113,8 @@ def main() -> None:
     print(f"\nadapted / adapted_hybrid nDCG@10 ×100 (strength, validation loss at the chosen epoch)\n{'probe':<26}"
           + "".join(f"{n:>30}" for n in rows))
     for p in ["untuned", *probes]:
-        cells = [f"{r[p]['adapted']:.2f} / {r[p]['adapted_hybrid']:.2f}" + (f" (×{r[p]['strength']}, {r[p]['val_loss']:.3f})" if "val_loss" in r[p] else "")
+        cells = [f"{r[p]['adapted']:.2f} / {r[p]['adapted_hybrid']:.2f}"
+                 + (f" (×{r[p]['strength']}, {r[p]['val_loss']:.3f})" if "val_loss" in r[p] else "")
                  for r in rows.values()]
         print(f"{p:<26}" + "".join(f"{cell:>30}" for cell in cells))
     out = ROOT / "benchmarks" / "results" / ("tune_probes-selected.json" if args.probes else "tune_probes.json")

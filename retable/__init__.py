@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 def load_adapter(path, encoder=None, encoder_backend=None, db=None):
     """Open an adapter (or a run folder holding adapter/) with the encoder path that made it, its item vectors in
-    memory or, with `db`, in the LanceDB folder written for it: see retable.adapters.artifact."""
-    from retable.adapters.artifact import load_adapter as _load
+    memory or, with `db`, in the LanceDB folder written for it: see retable.serving.load."""
+    from retable.serving.load import load_adapter as _load
 
     return _load(path, encoder, encoder_backend=encoder_backend, db=db)
 

@@ -47,17 +47,16 @@ def user_errors(fn):
 
 def _generate_fields() -> list[str]:
     """`retable generate` takes every setting except those only the table and audit stages read."""
-    from retable.adapters.stages import CODES_STAGE, TUNE_STAGE
-    from retable.agent.stages import data_stages
-    from retable.evals.stages import AUDIT_STAGES
+    from retable.commands.stages import adapt_stages, generate_stages
 
-    data = {f.split(".")[0] for s in data_stages(True) + data_stages(False) for f in s.config}
-    later = {f.split(".")[0] for s in (CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES) for f in s.config} - data
+    data = {f.split(".")[0] for c in (True, False) for s in generate_stages(c) for f in s.config}
+    later = {f.split(".")[0] for c in (True, False) for s in adapt_stages(c) for f in s.config} - data
     return [f for f in option_fields() if f not in later]
 
 
 Description = Annotated[str, typer.Argument(help="Text file describing the domain and its users, or - for stdin.")]
-Corpus = Annotated[Optional[Path], typer.Option(help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized from the description.")]
+Corpus = Annotated[Optional[Path], typer.Option(help="Your items: BEIR corpus.jsonl or JSONL with id and text. Without it, items are synthesized "
+                                                     "from the description.")]
 Out = Annotated[Optional[Path], typer.Option(help="Run folder (resumable; adapt and generate share it). (default: runs/<description name>)")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (or RETABLE_API_KEY / OPENAI_API_KEY).")]
 ConfigFile = Annotated[Optional[Path], typer.Option(help="JSON file of any RunConfig fields; flags override it.")]
@@ -69,7 +68,7 @@ def _run(description: str, corpus: Path | None, out: Path | None, config: Path |
     """What adapt and generate share: read and check the input, build the config, run the pipeline."""
     from retable.files import MAX_DESCRIPTION_READ, check_corpus_path, read_description
     from retable.llm.factory import make_llm
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
     from retable.prompts import Prompts
 
     text = read_description(description, sys.stdin.buffer.read(MAX_DESCRIPTION_READ) if description == "-" else None)
@@ -122,18 +121,17 @@ def eval_(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
     dataset: Path = typer.Option(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
-    baselines: bool = typer.Option(False, help="Also train and score every table kind, the query-linear adapter and full fine-tuning on the run's kept pairs (minutes)."),
+    baselines: bool = typer.Option(False, help="Also train and score every table kind, the query-linear adapter and full fine-tuning on the run's "
+                                               "kept pairs (minutes)."),
 ) -> None:
     """nDCG@10 and Recall@100 for bm25, frozen_flat, frozen_pq, adapted, frozen_hybrid and adapted_hybrid (and baselines) on a BEIR collection."""
-    from retable.evals.evaluate import evaluate_run
+    from retable.commands.evaluate import eval_run
     from retable.files import check_writable, write_json
 
     if json_out:
         _not_in_adapter(run_dir, json_out)
         check_writable(json_out)  # before minutes of encoding, not after
-    from retable.adapters.indexing import description_only
-
-    results = evaluate_run(run_dir, dataset, baselines=baselines, log=_log, index=description_only(run_dir))
+    results = eval_run(run_dir, dataset, baselines=baselines, log=_log)
     typer.echo(f"{'system':<18} {'nDCG@10':>8} {'R@100':>8} {'params':>11} {'train s':>8} {'bytes':>11}")
     for name, m in results.items():
         size = "-" if m.get("artifact_bytes") is None else f"{m['artifact_bytes']:,}"
@@ -147,13 +145,15 @@ def eval_(
 @user_errors
 def audit(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
-    probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, qrels/test.tsv): nDCG@10 before and after."),
-    judge_pairs: Optional[int] = typer.Option(None, help=f"Kept pairs the LLM judge reads. (default: the run's, {default('judge_pairs')} for new runs)"),
+    probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, qrels/test.tsv): nDCG@10 before and "
+                                                    "after."),
+    judge_pairs: Optional[int] = typer.Option(None, help=f"Kept pairs the LLM judge reads. (default: the run's, {default('judge_pairs')} for new "
+                                                         "runs)"),
     api_key: Optional[str] = typer.Option(None, help="API key for a remote judge (or RETABLE_API_KEY / OPENAI_API_KEY)."),
     prompts: PromptsDir = None,
 ) -> None:
     """Audit a finished run again (optionally against real --probe queries): verdict, audit.json, report.md, report.html."""
-    from retable.pipeline import run_audit
+    from retable.commands.run import run_audit
 
     report, verdict = run_audit(run_dir, probe=probe, judge_pairs=judge_pairs, api_key=api_key, prompts=prompts, log=_log)
     typer.echo(f"verdict: {verdict}")
@@ -167,16 +167,17 @@ def search(
     query: str = typer.Argument(..., help="The query text."),
     k: int = typer.Option(10, "-k", min=1, help="How many items to return."),
     dense: bool = typer.Option(False, "--dense", help="The tuned table alone, without BM25 (scores are inner products, not fused 0..1 scores)."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Read the item vectors from this LanceDB folder (written by `retable export RUN --to lancedb DB` for this adapter) instead of memory."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Read the item vectors from this LanceDB folder (written by `retable export RUN --to "
+                                                         "lancedb DB` for this adapter) instead of memory."),
 ) -> None:
     """Search the adapter's items: BM25 fused with the tuned table (the adapter's fusion rule), or --dense for the table alone."""
-    from retable.adapters.artifact import load_adapter
+    from retable.serving.load import load_adapter
 
     from retable.runfiles import CONFIG, ITEMS, RunFolder
 
     run = RunFolder(run_dir)
     if run.has(CONFIG):  # a run folder: its own setting (a damaged config.json is one line, not a traceback)
-        from retable.pipeline import finished_run_config
+        from retable.commands.run import finished_run_config
 
         threshold = finished_run_config(run_dir).ann_threshold
     else:
@@ -184,7 +185,8 @@ def search(
     index = load_adapter(run_dir, ann_threshold=threshold, db=db)
     hits = index.search(query, k, hybrid=index.hybrid and not dense)
     shown = run.indexed() or run
-    texts = {it.id: it.encode_text() for it in shown.items()} if shown.has(ITEMS) else dict(zip((i for i, _ in hits), index.texts([i for i, _ in hits])))
+    ids = [i for i, _ in hits]
+    texts = {it.id: it.encode_text() for it in shown.items()} if shown.has(ITEMS) else dict(zip(ids, index.texts(ids)))
     for rank, (item_id, score) in enumerate(hits, 1):
         snippet = texts.get(item_id, "")[:90].replace("\n", " ")
         typer.echo(f"{rank:>3}  {score:7.4f}  {item_id}  {snippet}")
@@ -195,22 +197,25 @@ def search(
 def index(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt` (description-only or corpus mode)."),
     corpus: Path = typer.Option(..., "--corpus", help="JSONL of the real items, one {\"id\", \"text\"[, \"title\"]} per line."),
-    keep_codes: bool = typer.Option(False, "--keep-codes", help="Code the items with the run's quantizer and serve its table as it is, without refitting or tuning (fast; for a run whose codes were fitted on a corpus like this one)."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Also write the indexed items' vectors and texts into this LanceDB folder (as `retable export RUN --to lancedb DB`); search it with --db."),
+    keep_codes: bool = typer.Option(False, "--keep-codes", help="Code the items with the run's quantizer and serve its table as it is, without "
+                                                                "refitting or tuning (fast; for a run whose codes were fitted on a corpus like this "
+                                                                "one)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Also write the indexed items' vectors and texts into this LanceDB folder (as `retable "
+                                                         "export RUN --to lancedb DB`); search it with --db."),
 ) -> None:
     """When the real items arrive: fit the adapter's codes to them, tune its table on their pseudo-queries (no LLM call, no real query
     needed; BM25's share comes from the run), and audit it on them. Resumable. `retable search`, `load_adapter(RUN)` and
     `retable eval` then serve these items; the report says whether the adapter lost against the frozen encoder on them."""
-    from retable.adapters.indexing import index_run
+    from retable.commands.index import index_run
 
     if db is not None:
-        from retable.serving.export import check_out
+        from retable.files import check_out
         from retable.serving.db import DB_META
 
         check_out(db, DB_META)  # before the work, not after it
     report, verdict = index_run(run_dir, corpus, keep_codes=keep_codes, log=_log)
     if db is not None:
-        from retable.serving.db import write_db
+        from retable.serving.export import write_db
 
         write_db(run_dir, db, log=_log)
     typer.echo(f"verdict: {verdict}")
@@ -221,9 +226,11 @@ def index(
 @user_errors
 def export(
     run_dir: Path = typer.Argument(..., help="A finished run folder (its shipped adapter: indexed/ once `retable index` ran) or an adapter folder."),
-    out: Path = typer.Argument(..., help="The folder to write: new, empty, or an earlier export of the same kind (replaced once the new one is whole)."),
-    to: str = typer.Option(..., "--to", help="sentence-transformers: a model folder, SentenceTransformer(DIR, trust_remote_code=True), whose encode gives the "
-                           "adapter's vectors (pq_residual and residual tables). lancedb: the items' vectors and texts in a LanceDB table, for `retable search --db`."),
+    out: Path = typer.Argument(..., help="The folder to write: new, empty, or an earlier export of the same kind (replaced once the new one is "
+                                         "whole)."),
+    to: str = typer.Option(..., "--to", help="sentence-transformers: a model folder, SentenceTransformer(DIR, trust_remote_code=True), whose encode "
+                                             "gives the adapter's vectors (pq_residual and residual tables). lancedb: the items' vectors and texts "
+                                             "in a LanceDB table, for `retable search --db`."),
 ) -> None:
     """Serve the adapter outside retable: as a sentence-transformers model for any vector store, or as a LanceDB database of its items."""
     from retable.serving.export import export as run_export

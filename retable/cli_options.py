@@ -16,6 +16,20 @@ from retable.config import RunConfig, default
 
 NOT_OPTIONS = {"endpoints", "price_per_million_tokens", "audit"}  # structured: set them in --config FILE.json
 
+# `--help` groups the options by what they steer (tests/test_cli.py holds every option to one panel)
+PANELS = {
+    "LLM": ("llm", "base_url", "model", "llm_parallel", "llm_weights", "endpoint_cooldown", "llm_timeout", "llm_retries", "temperature",
+            "max_tokens", "max_retries", "concurrency", "budget_tokens"),
+    "Generation": ("n_subtopics", "items_per_subtopic", "query_formats", "holdout_formats", "max_query_items", "rounds", "min_pairs_per_subtopic",
+                   "min_format_pass", "round_items", "round_queries", "filter_top_k"),
+    "Teacher": ("pseudo_formats", "teacher_weight", "teacher_candidates"),
+    "Table": ("pq_m", "pq_nbits", "quantizer", "table_kind", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size", "hard_negatives",
+              "val_fraction", "test_fraction"),
+    "Audit": ("judge_pairs",),
+    "Run": ("seed", "encoder", "encoder_backend", "executor", "ann_threshold", "strict"),
+}
+PANEL = {name: panel for panel, names in PANELS.items() for name in names}
+
 
 def _base(annotation) -> tuple[object, bool]:
     """(the option's type, whether it is a comma-separated list) of a field's annotation; a Literal
@@ -45,7 +59,7 @@ def _parameter(name: str) -> inspect.Parameter:
     decls = [extra["cli"]] if "cli" in extra else []
     text = (field.description or "").rstrip(".")
     help_ = f"{text[:1].upper()}{text[1:]}{' (comma-separated)' if is_list else ''}. (default: {_shown(name)})"
-    opt = typer.Option(*decls, help=help_, show_default=False)
+    opt = typer.Option(*decls, help=help_, show_default=False, rich_help_panel=f"{PANEL[name]} settings")
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[typ], opt])
 
 
@@ -64,7 +78,8 @@ def with_config_options(names: list[str]):
                 kwargs[n] = [v.strip() for v in kwargs[n].split(",") if v.strip()] if kwargs[n] is not None else None
             return fn(**kwargs)
 
-        params = own + [_parameter(n) for n in names]
+        order = list(PANELS)
+        params = own + [_parameter(n) for n in sorted(names, key=lambda n: order.index(PANEL[n]))]  # panels in PANELS' order
         command.__signature__ = sig.replace(parameters=params)
         command.__annotations__ = {p.name: p.annotation for p in params if p.annotation is not inspect.Parameter.empty}
         del command.__wrapped__  # typer must see the generated signature, not fn's

@@ -16,7 +16,8 @@ class DomainCheck(BaseModel):
     seeds_to_description: float  # how close the description's own seeds are to it
 
 
-def domain_check(item_ids: list[str], item_emb: np.ndarray, anchors: list[str], anchor_emb: np.ndarray, seed_share: float, ratio: float) -> DomainCheck:
+def domain_check(item_ids: list[str], item_emb: np.ndarray, anchors: list[str], anchor_emb: np.ndarray, seed_share: float,
+                 ratio: float) -> DomainCheck:
     """Each anchor (the description, each subtopic of the brief) takes the items most similar to it
     as its seeds; an item's domain score is its cosine to the nearest seed centroid, and it is
     off-domain below `ratio` × the seeds' own median score. Relative, because a one-sentence

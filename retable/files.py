@@ -32,7 +32,8 @@ def write_error(path: Path, exc: OSError) -> UserError:
         return UserError(f"no space left to write {path} — free some space on that disk (finished stages are kept) and rerun")
     if exc.errno == errno.ENAMETOOLONG:
         long = next((part for part in path.parts if len(part.encode()) > 255), path.name)
-        return UserError(f"cannot write a file named {long[:24]}… ({len(long.encode())} bytes; this file system allows 255 a name) — choose a shorter name")
+        return UserError(f"cannot write a file named {long[:24]}… ({len(long.encode())} bytes; this file system allows 255 a name) — choose a "
+                         "shorter name")
     return UserError(f"cannot write {path} ({exc.strerror or exc}) — choose a writable path")
 
 
@@ -199,7 +200,8 @@ def read_description(source: str, stdin: bytes | str | None = None) -> str:
     if "\x00" in text:
         raise UserError(f"description from {where} looks binary (it holds NUL bytes) — pass a plain text file")
     if len(text) > MAX_DESCRIPTION_CHARS:
-        raise UserError(f"description from {where} has {len(text):,} characters — keep it under {MAX_DESCRIPTION_CHARS:,}; a few sentences are enough (pass your documents with --corpus)")
+        raise UserError(f"description from {where} has {len(text):,} characters — keep it under {MAX_DESCRIPTION_CHARS:,}; a few sentences are "
+                        "enough (pass your documents with --corpus)")
     return text
 
 
@@ -390,3 +392,11 @@ def read_npy(path: Path):
         return np.load(path, allow_pickle=False)
     except ValueError:
         raise UserError(f"{path} is not a plain numeric array (it would need unpickling, which retable never does) — rebuild it") from None
+
+
+def check_out(out: Path, marker: str) -> None:
+    """`out` may be new, empty, or an earlier export of this kind (it holds `marker`): that one is replaced."""
+    if out.is_file() or out.is_symlink():
+        raise UserError(f"{out} is a file — give a folder to export into")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise UserError(f"{out} is a folder that holds other files — give a new or empty folder (an earlier export there is replaced)")

@@ -20,7 +20,8 @@ from typing import Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from retable.files import atomic_write_bytes, atomic_write_text, fingerprint, read_npy, read_records, sha256_file, write_json, write_npy, write_records
+from retable.files import (atomic_write_bytes, atomic_write_text, fingerprint, read_npy, read_records, sha256_file, write_json, write_npy,
+                           write_records)
 from retable.records import DomainBrief, DroppedPair, Item, Pair, Query, RoundLog
 
 DESCRIPTION = "description.txt"
@@ -109,7 +110,7 @@ class TeacherRecord(BaseModel):
     best_fixed_minus_rule: list[float] | None = None  # the best fixed share's MRR@10 minus the rule's: mean and paired 95% interval
 
     def fusion(self):
-        from retable.teacher.fusion import Fusion
+        from retable.retrieval.fusion import Fusion
 
         return Fusion(self.rule, self.weight)
 
@@ -164,6 +165,11 @@ class RunFolder:
 
     def has(self, name: str) -> bool:
         return self.path(name).is_file()
+
+    def count(self, name: str) -> int:
+        """Lines of a JSONL run file (its records), read without parsing them."""
+        with open(self.path(name), encoding="utf-8") as fh:
+            return sum(1 for _ in fh)
 
     # inputs of the run
     def description(self) -> str | None:
@@ -291,6 +297,17 @@ class RunFolder:
     def write_codes(self, codes: np.ndarray) -> None:
         write_npy(self.path(CODES), codes.astype(np.int32))
 
+    def write_quantizer(self, quantizer) -> None:
+        self.path(QUANTIZER).parent.mkdir(exist_ok=True)
+        quantizer.save(self.path(QUANTIZER))
+
+    def write_no_pairs(self, dim: int) -> None:
+        """Empty query and pair files, for a run over real items that has no LLM queries (`retable index`)."""
+        self.write_queries([])
+        self.write_query_emb(np.zeros((0, dim), dtype=np.float32))
+        write_records(self.path(KEPT), [])
+        write_records(self.path(DROPPED), [])
+
     def splits(self) -> Splits:
         return Splits.model_validate_json(self.path(SPLITS).read_text())
 
@@ -324,6 +341,22 @@ class RunFolder:
         """The run `retable index` made over the real items, once its adapter is written."""
         child = RunFolder(self.path(INDEXED))
         return child if child.has(f"{ADAPTER}/{ADAPTER_META}") else None
+
+    def index_record(self) -> dict | None:
+        """index.json of `retable index` (the corpus, refit or kept codes, the tuning's best epoch), once it ran."""
+        child = self.indexed()
+        return json.loads(child.path(INDEX_RECORD).read_text()) if child is not None and child.has(INDEX_RECORD) else None
+
+    def write_index_record(self, record: dict) -> None:
+        write_json(self.path(INDEX_RECORD), record)
+
+    def description_only(self) -> bool:
+        """Whether the run's items are synthetic (no --corpus): its adapter must be indexed on real items before it serves them."""
+        if not self.has(ITEMS):
+            return False
+        with open(self.path(ITEMS), encoding="utf-8") as fh:
+            first = fh.readline()
+        return bool(first.strip()) and Item.model_validate_json(first).source != "corpus"
 
     def shipped_adapter(self) -> Path:
         """The adapter that serves: the indexed one over the real items when there is one, else the run's."""

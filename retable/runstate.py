@@ -108,7 +108,8 @@ class RunState:
             "peak_rss_scope": "stage" if own_window else "process",  # the stage's own peak, or the process's high-water mark
         }
         write_json(self.path, {"stages": self.stages})
-        calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {u.prompt_tokens + u.completion_tokens} tokens" if u.calls or u.cached else ""
+        tokens = u.prompt_tokens + u.completion_tokens
+        calls = f", {u.calls} LLM calls ({u.cached} cached, {u.invalid} invalid), {tokens} tokens" if u.calls or u.cached else ""
         self.log(f"{name}: done in {seconds:.1f} s{calls}, peak memory {self.stages[name]['peak_rss_mb']:,.0f} MB")
 
     def edited(self, name: str, key: str) -> bool:

@@ -18,7 +18,7 @@ def fake_llm() -> FakeLLM:
 @pytest.fixture(scope="session")
 def encoder():
     """The packaged all-MiniLM-L6-v2, loaded once per test session (no network)."""
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
 
     return Encoder("all-MiniLM-L6-v2")
 
@@ -36,7 +36,7 @@ AUDIT_CONFIG = dict(n_subtopics=6, items_per_subtopic=16, epochs=8, patience=3, 
 @pytest.fixture(scope="session")
 def finished_audit_run(tmp_path_factory):
     """One finished run on the fake LLM, large enough for the audit's checks to judge (shared, read-only)."""
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
     from retable.config import RunConfig
 
     run_dir = tmp_path_factory.mktemp("audit-run")

@@ -41,7 +41,8 @@ class FakeOpenAI:
                 self.wfile.write(body)
 
             def do_GET(self):
-                self._send(200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "tests"}]}).encode())
+                self._send(200, json.dumps({"object": "list",
+                                            "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "tests"}]}).encode())
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -51,7 +51,8 @@ class Responder:
                 k = base * 3 + j
                 a, b, c = words[k % len(words)], words[(k + 2) % len(words)], words[(k + 3) % len(words)]
                 who, how = GENERIC[(7 * k) % len(GENERIC)], OUTCOMES[(3 * k) % len(OUTCOMES)]
-                items.append({"title": f"{topic} study {k}", "text": f"This study {k} of {topic} measured {a} and {b} in {c} samples from {who}; {a} {how}, finding effect {k}."})
+                items.append({"title": f"{topic} study {k}", "text": f"This study {k} of {topic} measured {a} and {b} in {c} samples from {who}; "
+                                                                     f"{a} {how}, finding effect {k}."})
             return json.dumps({"items": items})
         if title == "QueriesReply":
             doc = _tag(user, "document").split()

@@ -41,13 +41,15 @@ FAULTS = {
     "codes out of range": lambda f: np.save(f / "codes.npy", np.load(f / "codes.npy").astype(np.int64) + 1000),
     "codes of the wrong shape": lambda f: np.save(f / "codes.npy", np.load(f / "codes.npy")[:, :5]),
     "codes that are NaN": lambda f: np.save(f / "codes.npy", np.full(np.load(f / "codes.npy").shape, np.nan)),
-    "item_ids.json shorter than the codes": lambda f: (f / "item_ids.json").write_text(json.dumps(json.loads((f / "item_ids.json").read_text())[:-1])),
+    "item_ids.json shorter than the codes":
+        lambda f: (f / "item_ids.json").write_text(json.dumps(json.loads((f / "item_ids.json").read_text())[:-1])),
     "item_ids.json that is not a list": lambda f: (f / "item_ids.json").write_text('{"a": 1}'),
     "adapter.json with a NaN hybrid_weight": lambda f: _meta(f, hybrid_rule="minmax", hybrid_weight=float("nan")),
     "adapter.json with hybrid_weight 5": lambda f: _meta(f, hybrid_rule="minmax", hybrid_weight=5),
     "adapter.json naming an unknown fusion rule": lambda f: _meta(f, hybrid_rule="best"),
     "missing bm25 folder": lambda f: shutil.rmtree(f / "bm25"),
-    "truncated bm25 postings": lambda f: (f / "bm25" / "indices.csc.index.npy").write_bytes((f / "bm25" / "indices.csc.index.npy").read_bytes()[:200]),
+    "truncated bm25 postings":
+        lambda f: (f / "bm25" / "indices.csc.index.npy").write_bytes((f / "bm25" / "indices.csc.index.npy").read_bytes()[:200]),
 }
 
 

@@ -11,7 +11,7 @@ from fakes import Responder
 
 import retable
 from retable.llm.fake import FakeLLM
-from retable.pipeline import run_adapt
+from retable.commands.run import run_adapt
 from retable.config import RunConfig
 from retable.errors import UserError
 from retable.files import read_records
@@ -21,7 +21,8 @@ from retable.records import Item
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    run_adapt(DESCRIPTION, out, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=4, table_kind="residual"), FakeLLM(Responder()), log=lambda m: None)
+    run_adapt(DESCRIPTION, out, RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=4, table_kind="residual"), FakeLLM(Responder()),
+              log=lambda m: None)
     return out
 
 
@@ -74,7 +75,8 @@ def test_add_refuses_an_id_the_index_already_holds_and_search_refuses_bad_k_or_a
             index.search(query)
 
 
-@pytest.mark.parametrize("field, value, message", [("encoder_checksum", "0" * 64, "other weights"), ("encoder_dim", 768, "but adapter.json says M=.*d=768")])
+@pytest.mark.parametrize("field, value, message", [("encoder_checksum", "0" * 64, "other weights"),
+                                                  ("encoder_dim", 768, "but adapter.json says M=.*d=768")])
 def test_an_adapter_for_another_encoder_is_refused(run_dir, tmp_path, field, value, message):
     copy = tmp_path / "adapter"
     shutil.copytree(run_dir / "adapter", copy)
@@ -103,7 +105,8 @@ def test_an_adapter_is_served_by_the_encoder_path_that_made_it_and_refuses_anoth
 
 def test_search_command_prints_ranked_items(run_dir):
     items = read_records(run_dir / "items.jsonl", Item)
-    r = subprocess.run([sys.executable, "-m", "retable.cli", "search", str(run_dir), items[0].text, "-k", "2"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "retable.cli", "search", str(run_dir), items[0].text, "-k", "2"], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2 and items[0].id in lines[0]

@@ -21,7 +21,7 @@ from retable.evals.drift import overlap_at_k, spread
 from retable.domain import domain_check
 from retable.evals.faithfulness import judge_pairs, retriever_agreement
 from retable.evals.findings import judge_audit
-from retable.evals.planted import plant
+from planted import plant
 from retable.files import read_records
 from retable.records import DroppedPair, Item, Pair
 
@@ -119,7 +119,7 @@ def test_a_run_with_no_held_out_pairs_finishes_and_says_what_it_could_not_measur
     from conftest import DESCRIPTION
     from fakes import Responder
 
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"_id": f"d{i}", "title": f"gut bacteria report {i}",
@@ -156,7 +156,8 @@ def test_a_judge_that_says_yes_to_everything_is_not_trusted(finished_audit_run, 
 
 
 def test_invalid_judge_replies_are_counted_not_fatal(finished_audit_run, tmp_path):
-    client = LLMClient(FakeLLM(lambda m, s: "not json"), CallCache(tmp_path / "c.sqlite"), temperature=0.7, max_tokens=64, max_retries=1, usage=UsageLog())
+    client = LLMClient(FakeLLM(lambda m, s: "not json"), CallCache(tmp_path / "c.sqlite"), temperature=0.7, max_tokens=64, max_retries=1,
+                       usage=UsageLog())
     kept = read_records(finished_audit_run / "pairs.kept.jsonl", Pair)
     items = read_records(finished_audit_run / "items.jsonl", Item)
     summary = judge_pairs(client, Prompts(), kept, [], items, 4, seed=1, informative_gap=0.25)
@@ -226,7 +227,7 @@ def test_holdout_cannot_remove_every_format():
 
 
 def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_audit_run, tmp_path):
-    from retable.pipeline import run_audit as audit_run
+    from retable.commands.run import run_audit as audit_run
 
     run = tmp_path / "run"
     shutil.copytree(finished_audit_run, run)
@@ -244,7 +245,8 @@ def test_retable_audit_redoes_the_audit_with_a_probe_and_no_llm_call(finished_au
     assert "judge: up to date, skipped" in logs
     audit = Audit.model_validate_json((run / "audit.json").read_text())
     assert report == run / "report.html" and report.is_file() and verdict == audit.verdict
-    assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid"}
+    assert audit.probe is not None and set(audit.probe.ndcg_at_10) == {"bm25", "frozen_flat", "frozen_pq", "adapted", "frozen_hybrid",
+                                                                       "adapted_hybrid"}
     titles = [f.title for f in audit.findings if f.check == "probe"]
     assert any("the hybrid search that ships" in t for t in titles) and any("the table's own share" in t for t in titles)
 

@@ -12,7 +12,7 @@ from retable.llm.cache import CallCache
 from retable.llm.fake import FakeLLM
 from retable.prompts import Prompts
 from retable.config import RunConfig
-from retable.evals.planted import EXPECTED, FAULTS, plant
+from planted import EXPECTED, FAULTS, plant
 from retable.records import Item
 
 DISHES = "lentil soup,lamb stew,apple pie,garlic shrimp,mushroom risotto,banana bread,chicken curry,pea salad".split(",")
@@ -22,7 +22,8 @@ STEPS = "simmer,bake,fry,roast,grill,steam".split(",")
 @pytest.fixture(scope="module")
 def foreign(encoder):
     """Recipes: the off-domain items planted into a biomedical run."""
-    items = [Item(id=f"f{i}", title=f"{DISHES[i % 8]} recipe", text=f"Recipe {i}: {STEPS[i % 6]} the {DISHES[(i * 3) % 8]} for {10 + i} minutes, then add salt and serve.")
+    items = [Item(id=f"f{i}", title=f"{DISHES[i % 8]} recipe", text=f"Recipe {i}: {STEPS[i % 6]} the {DISHES[(i * 3) % 8]} for {10 + i} minutes, "
+                                                                    "then add salt and serve.")
              for i in range(40)]
     return items, encoder.encode([it.encode_text() for it in items])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from retable.llm import LLMClient
 from retable.llm.embedded import EmbeddedLLM, embedded_model_path
 from retable.llm.langchain_chat import LangChainLLM
-from retable.llm.llama_servers import llama_servers
+from llama_servers import llama_servers
 from retable.llm.openai_compat import OpenAICompatLLM
 from retable.errors import UserError
 

@@ -16,7 +16,8 @@ class Animal(BaseModel):
 
 def _messages(topic: str) -> list[dict]:
     system = "You answer with one JSON object and nothing else. " * 8  # a long shared prefix, as the pipeline's templates have
-    return [{"role": "system", "content": system}, {"role": "user", "content": f'Name one animal that lives in {topic}, as {{"name": ..., "legs": ...}}.'}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": f'Name one animal that lives in {topic}, as '
+                                                                               f'{{"name": ..., "legs": ...}}.'}]
 
 
 def test_the_shared_prefix_always_leaves_the_last_prompt_token_to_decode():

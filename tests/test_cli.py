@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from retable.llm.llama_servers import free_port
+from llama_servers import free_port
 
 
 def retable(*args, stdin: str = ""):
@@ -35,6 +35,16 @@ def test_help_lists_the_commands():
     assert result.returncode == 0 and "adapt" in result.stdout and "eval" in result.stdout
 
 
+def test_every_setting_has_one_help_panel_and_adapt_help_shows_them_in_order():
+    from retable.cli_options import PANELS, option_fields
+
+    named = [n for names in PANELS.values() for n in names]
+    assert sorted(named) == sorted(option_fields()), "each option belongs to exactly one panel of cli_options.PANELS"
+    result = retable("adapt", "--help")
+    where = [result.stdout.find(f" {panel} settings ") for panel in PANELS]
+    assert result.returncode == 0 and -1 not in where and where == sorted(where), result.stdout[:400]
+
+
 def test_empty_description_from_stdin(tmp_path):
     _assert_one_line_error(retable("adapt", "-", "--out", str(tmp_path / "r"), stdin="   \n"), "is empty")
 
@@ -53,7 +63,7 @@ def test_corpus_line_without_text(tmp_path, description, monkeypatch):
     from fakes import Responder
 
     from retable.llm.fake import FakeLLM
-    from retable.pipeline import run_adapt
+    from retable.commands.run import run_adapt
     from retable.config import RunConfig
     from retable.errors import UserError
 

@@ -13,7 +13,8 @@ from fake_server import FakeOpenAI
 
 STAGES = ["brief", "items", "queries", "embed_items", "embed_queries", "rounds", "codes", "tune", "judge", "audit", "report"]
 OUTPUTS = ["brief.json", "items.jsonl", "queries.jsonl", "item_emb.npy", "query_emb.npy", "pairs.kept.jsonl", "pairs.dropped.jsonl",
-           "splits.json", "judge.json", "codes/codes.npy", "adapter/table.safetensors", "adapter/codes.npy", "adapter/quantizer.faiss", "adapter/adapter.json"]
+           "splits.json", "judge.json", "codes/codes.npy", "adapter/table.safetensors", "adapter/codes.npy", "adapter/quantizer.faiss",
+           "adapter/adapter.json"]
 CONFIG = {"n_subtopics": 6, "items_per_subtopic": 6, "epochs": 3, "llm_timeout": 10, "llm_retries": 0,
           "concurrency": 1}  # one call in flight: a kill loses exactly that one (with N in flight, up to N)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from retable.adapters.encoder import Encoder
-from retable.adapters.onnx_encoder import check_structure
+from retable.encoder.frozen import Encoder
+from retable.encoder.onnx import check_structure
 from retable.errors import UserError
 
 TEXTS = ["Statin therapy lowers LDL cholesterol in adults.", "how to bake sourdough bread at home?",
@@ -63,7 +63,7 @@ def test_a_texts_vector_does_not_depend_on_what_is_encoded_beside_it(encoder):
 def test_an_export_that_drifts_falls_back_to_float_feed_forward_outputs_or_says_both(torch_encoder, tmp_path, monkeypatch):
     import json
 
-    import retable.adapters.onnx_encoder as onnx_encoder
+    import retable.encoder.onnx as onnx_encoder
 
     real, calls = onnx_encoder.OnnxEncoder._cosine, []
 

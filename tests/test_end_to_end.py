@@ -50,7 +50,7 @@ def _retable(*args) -> str:
 
 def _declared_outputs_exist(run_dir, corpus: bool):
     """Each stage of the command ran and wrote every file its declaration names (those it may leave out aside)."""
-    from retable.pipeline import adapt_stages
+    from retable.commands.stages import adapt_stages
 
     manifest = json.loads((run_dir / "manifest.json").read_text())["stages"]
     for stage in adapt_stages(corpus):

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 
 from retable.llm import LLMClient
 from retable.llm.factory import make_llm
-from retable.llm.llama_servers import free_port, llama_servers
+from llama_servers import free_port, llama_servers
 from retable.llm.openai_compat import OpenAICompatLLM
 from retable.llm.pool import EndpointPool
-from retable.pipeline import run_adapt
+from retable.commands.run import run_adapt
 from retable.config import RunConfig
 from retable.errors import EndpointDown, InvalidReply, UserError
 

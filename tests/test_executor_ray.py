@@ -17,13 +17,13 @@ from needs import missing
 from fakes import Responder
 
 from retable.llm.fake import FakeLLM
-from retable.llm.llama_servers import free_port
-from retable.pipeline import run_adapt
+from llama_servers import free_port
+from retable.commands.run import run_adapt
 from retable.config import RunConfig
 from retable.errors import BudgetExhausted
 from retable.files import read_npy, read_records
 from retable.records import Pair
-from retable.search_index import top_k_rows
+from retable.retrieval.dense import top_k_rows
 
 try:
     import ray
@@ -109,7 +109,8 @@ def test_ray_search_equals_the_local_search(local_ray):
 
 def _cli(tmp_path, *args, env=None):
     cmd = [sys.executable, "-m", "retable.cli", "generate", "-", "--out", str(tmp_path / "run"), "--llm", "openai", "--model", "fake", *args]
-    return subprocess.run(cmd, input=DESCRIPTION, capture_output=True, text=True, timeout=120, env={**os.environ, "RETABLE_API_KEY": "x", **(env or {})})
+    return subprocess.run(cmd, input=DESCRIPTION, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RETABLE_API_KEY": "x", **(env or {})})
 
 
 def test_an_unreachable_ray_cluster_is_one_line_and_exit_2(tmp_path):

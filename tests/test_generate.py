@@ -13,7 +13,7 @@ from fake_server import FakeOpenAI
 from fakes import Responder
 
 from retable.llm.fake import FakeLLM
-from retable.pipeline import run_adapt
+from retable.commands.run import run_adapt
 from retable.config import RunConfig
 from retable.errors import BudgetExhausted
 from retable.files import read_records
@@ -37,7 +37,8 @@ def test_thin_subtopics_get_another_round_with_a_narrower_focus(tmp_path):
     assert new and rounds[1]["new_items"] == len(new) and {it.subtopic for it in new} <= set(rounds[1]["subtopics"])
     assert any("narrower" in p for p in _prompts(llm, "ItemsReply"))
     assert rounds[-1]["kept_after"] >= rounds[0]["kept_after"]
-    assert len(RunFolder(tmp_path).items()) == len(RunFolder(tmp_path).item_emb()) and len(RunFolder(tmp_path).queries()) == len(RunFolder(tmp_path).query_emb())
+    run = RunFolder(tmp_path)
+    assert len(run.items()) == len(run.item_emb()) and len(run.queries()) == len(run.query_emb())
     kept = read_records(tmp_path / "pairs.kept.jsonl", Pair)
     assert len(path.read_text().splitlines()) == len(kept) == rounds[-1]["kept_after"]
 
@@ -65,7 +66,7 @@ def test_a_weak_format_gets_another_round_with_counter_examples(tmp_path):
 
 
 def test_generated_pairs_train_sentence_transformers_and_a_rerun_calls_nothing(tmp_path, encoder):
-    from retable.adapters.finetune import finetune_encoder
+    from retable.baselines.finetune import finetune_encoder
 
     cfg = RunConfig(**SMALL, rounds=2)
     path = run_adapt(DESCRIPTION, tmp_path, cfg, FakeLLM(Responder()), log=lambda m: None, generate_only=True)
@@ -134,7 +135,8 @@ def test_concurrent_requests_give_the_same_pairs_as_one_at_a_time(tmp_path):
         cmd = [sys.executable, "-m", "retable.cli", "generate", str(tmp_path / "d.txt"), "--out", str(tmp_path / f"run{n}"), "--llm", "openai",
                "--model", "fake", "--config", str(tmp_path / f"c{n}.json")]
         with FakeOpenAI("ok") as server:
-            r = subprocess.run([*cmd, "--base-url", server.url], capture_output=True, text=True, timeout=300, env={**os.environ, "RETABLE_API_KEY": "x"})
+            r = subprocess.run([*cmd, "--base-url", server.url], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "RETABLE_API_KEY": "x"})
         assert r.returncode == 0, r.stderr
         outs[n] = (tmp_path / f"run{n}" / "generated_pairs.jsonl").read_text()
     assert outs[1] == outs[4] and outs[1]
@@ -168,7 +170,8 @@ class OneSubtopicStrays(Responder):
         reply = super().__call__(messages, schema, seed)
         if schema.get("title") == "ItemsReply" and "<subtopic>heart disease</subtopic>" in messages[-1]["content"]:
             n = len(json.loads(reply)["items"])
-            reply = json.dumps({"items": [{"title": f"Weeknight pasta {i}", "text": f"Boil the penne for {9 + i} minutes, toss with garlic, olive oil and basil, and serve with parmesan."}
+            reply = json.dumps({"items": [{"title": f"Weeknight pasta {i}", "text": f"Boil the penne for {9 + i} minutes, toss with garlic, olive "
+                                                                                    "oil and basil, and serve with parmesan."}
                                           for i in range(n)]})
         return reply
 

@@ -23,7 +23,7 @@ from retable.errors import UserError
 from retable.evals.beir import load_qrels
 from retable.files import iter_corpus, remove_stale_temps
 from retable.llm.fake import FakeLLM
-from retable.pipeline import run_adapt
+from retable.commands.run import run_adapt
 from retable.prompts import Prompts
 from retable.records import Item, Query
 from retable.runlock import locked_run
@@ -126,7 +126,7 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
 
 
 def test_an_existing_folder_that_is_not_a_run_is_refused_before_anything_is_written(tmp_path):
-    from retable.pipeline import prepare_run_dir
+    from retable.commands.run import prepare_run_dir
 
     mine = {"config.json": '{"mine": true}', "description.txt": "my notes", ".cache.json.a1b2c3d4.tmp": "mine too"}
     for name, text in mine.items():
@@ -205,7 +205,8 @@ def test_injected_item_text_stays_inside_its_tag_and_its_query_is_dropped(encode
     queries = [Query(id="q1", item_id="a", text="PWNED", format="keyword"), Query(id="q2", item_id="a", text="statins survival", format="keyword"),
                Query(id="q3", item_id="b", text="bone health supplements", format="keyword")]
     emb = encoder.encode([it.encode_text() for it in items])
-    kept, dropped = filter_pairs(queries, items, emb, encoder.encode([q.text for q in queries]), 10, domain_text="biomedical abstracts on bone health")
+    kept, dropped = filter_pairs(queries, items, emb, encoder.encode([q.text for q in queries]), 10,
+                                 domain_text="biomedical abstracts on bone health")
     assert [(d.query, d.reason) for d in dropped] == [("PWNED", "unrelated_to_item")]
     assert [p.query for p in kept] == ["statins survival", "bone health supplements"]
 

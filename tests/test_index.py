@@ -12,14 +12,15 @@ import pytest
 from conftest import DESCRIPTION
 from fakes import Responder
 
-from retable.adapters.artifact import load_adapter
-from retable.adapters.indexing import description_only, index_run
+from retable.serving.load import load_adapter
+from retable.commands.index import index_run
 from retable.config import RunConfig
 from retable.evals.audit import Audit
 from retable.evals.findings import judge_audit
 from retable.evals.loss import LossEvidence
 from retable.llm.fake import FakeLLM
-from retable.pipeline import run_adapt
+from retable.runfiles import RunFolder
+from retable.commands.run import run_adapt
 
 CONFIG = RunConfig(n_subtopics=6, items_per_subtopic=6, epochs=4, patience=2, rounds=1)
 WORDS = ("protein kinase tumour cell insulin receptor mouse liver cardiac muscle neuron synapse plasma membrane vaccine antibody "
@@ -55,7 +56,7 @@ def test_a_description_only_audit_says_the_real_items_are_unseen(indexed):
 
 def test_indexing_refits_the_codes_to_the_real_items_and_they_are_served(indexed):
     run_dir, corpus, before = indexed
-    assert description_only(run_dir)
+    assert RunFolder(run_dir).description_only()
     record = json.loads((run_dir / "indexed" / "index.json").read_text())
     assert record["codes"] == "refit" and record["n_items"] == 400 and record["fusion"] == "peak"
     meta = json.loads((run_dir / "indexed" / "adapter" / "adapter.json").read_text())
@@ -149,7 +150,7 @@ def test_index_cli_refuses_bad_input_in_one_line(indexed, tmp_path):
 
 
 def test_eval_of_a_description_only_run_indexes_the_collection_first(indexed, tmp_path):
-    from retable.evals.evaluate import evaluate_run
+    from retable.commands.evaluate import eval_run
 
     run_dir, corpus, _ = indexed
     rows = [json.loads(ln) for ln in corpus.read_text().splitlines()]
@@ -158,6 +159,6 @@ def test_eval_of_a_description_only_run_indexes_the_collection_first(indexed, tm
     (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": r["id"], "title": r["title"], "text": r["text"]}) + "\n" for r in rows))
     (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": rows[i]["title"]}) + "\n" for i in range(20)))
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{rows[i]['id']}\t1\n" for i in range(20)))
-    results = evaluate_run(run_dir, beir, index=True, log=lambda m: None)
+    results = eval_run(run_dir, beir, log=lambda m: None)
     assert json.loads((run_dir / "indexed" / "index.json").read_text())["corpus"] == str(beir / "corpus.jsonl")
     assert {"bm25", "frozen_flat", "adapted", "adapted_hybrid"} <= set(results) and results["adapted"]["ndcg@10"] > 0.3

@@ -9,9 +9,9 @@ import pytest
 
 from retable.agent.filter import ranks_of_targets
 from retable.errors import UserError
-from retable.evals.metrics import rows_overlap
+from retable.metrics import rows_overlap
 from retable.files import check_corpus, encode_to_npy, iter_corpus
-from retable.search_index import build, search, top_k, top_k_rows
+from retable.retrieval.dense import build, search, top_k, top_k_rows
 
 
 class CountingEncoder:

@@ -3,7 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from retable.evals.metrics import evaluate, search, to_run
+from retable.metrics import evaluate, to_run
+
+
+from retable.retrieval.dense import exact_search
 
 
 def test_ndcg_and_recall_against_hand_computation():
@@ -18,6 +21,6 @@ def test_ndcg_and_recall_against_hand_computation():
 
 def test_search_returns_best_rows_first():
     items = np.eye(3, dtype=np.float32)
-    scores, rows = search(items, np.array([[0.1, 0.9, 0.0]], dtype=np.float32), k=2)
+    scores, rows = exact_search(items, np.array([[0.1, 0.9, 0.0]], dtype=np.float32), k=2)
     assert rows.tolist() == [[1, 0]]
     assert to_run(["q"], ["a", "b", "c"], scores, rows) == {"q": {"b": pytest.approx(0.9), "a": pytest.approx(0.1)}}

@@ -8,7 +8,7 @@ from conftest import DESCRIPTION
 from fakes import Responder
 
 from retable.llm.fake import FakeLLM
-from retable.pipeline import run_adapt
+from retable.commands.run import run_adapt
 from retable.config import RunConfig
 from retable.evals.evaluate import evaluate_run
 from retable.files import read_records
@@ -51,7 +51,8 @@ def test_audit_records_pairs_tuning_and_an_unchanged_encoder(finished_run):
     tune = json.loads((run_dir / "tune.json").read_text())
     rank = 32  # the default pq_residual table: M·K·r corrections and an r×d projection
     assert audit["tuned"]["table_parameters"] == 48 * audit["tuned"]["pq_k"] * rank + rank * 384 + 384 * tune["collision_residuals"]
-    assert tune["table_kind"] == "pq_residual" and set(tune["train_queries_by_format"]) <= {"keyword", "question", "title", "lead", "last", "keyphrase", "span"}
+    assert tune["table_kind"] == "pq_residual" and set(tune["train_queries_by_format"]) <= {"keyword", "question", "title", "lead", "last",
+                                                                                            "keyphrase", "span"}
     kept = read_records(run_dir / "pairs.kept.jsonl", Pair)
     assert kept and all(p.found_by in ("dense", "bm25", "both") for p in kept)
     assert 0 <= audit["codebook"]["collision_rate"] <= 1
@@ -117,7 +118,8 @@ def test_eval_reports_every_system_on_a_beir_folder(finished_run, tmp_path):
 
 def test_corpus_mode_uses_the_users_items(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    rows = [{"_id": f"d{i}", "title": f"gut bacteria report {i}", "text": f"Report {i} measured probiotic strain {i % 7} and fiber {i % 5} in colon samples."} for i in range(40)]
+    rows = [{"_id": f"d{i}", "title": f"gut bacteria report {i}", "text": f"Report {i} measured probiotic strain {i % 7} and fiber {i % 5} in colon "
+                                                                          "samples."} for i in range(40)]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
     llm = FakeLLM(Responder())
     run_adapt(DESCRIPTION, tmp_path / "run", CONFIG.model_copy(update={"max_query_items": 20}), llm, corpus=corpus, log=lambda m: None)
@@ -140,7 +142,8 @@ def _beir_from_run(run_dir, folder, n_queries=20):
 def test_eval_baselines_train_every_method_on_the_same_pairs(finished_run, tmp_path):
     run_dir = finished_run[0]
     results = evaluate_run(run_dir, _beir_from_run(run_dir, tmp_path / "beir"), baselines=True, log=lambda m: None)
-    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid", "bm25", "adapted_pq_residual", "adapted_pq", "adapted_vq",
+    assert set(results) == {"frozen_flat", "frozen_pq", "adapted", "frozen_hybrid", "adapted_hybrid", "bm25", "adapted_pq_residual", "adapted_pq",
+                            "adapted_vq",
                             "adapted_residual", "query_linear", "full_finetune"}
     assert results["full_finetune"]["trainable_parameters"] == 22_713_216
     assert results["query_linear"]["trainable_parameters"] == 384 * 384
@@ -149,11 +152,12 @@ def test_eval_baselines_train_every_method_on_the_same_pairs(finished_run, tmp_p
     # training moved them: each table's training loss fell from its first epoch, and fine-tuning changed the ranking
     tables = [k for k in results if k.startswith("adapted_") and k != "adapted_hybrid" or k == "query_linear"]
     assert all(results[k]["train_loss"][-1] < results[k]["train_loss"][0] for k in tables), {k: results[k]["train_loss"] for k in tables}
-    assert results["full_finetune"]["ndcg@10"] != results["frozen_flat"]["ndcg@10"] or results["full_finetune"]["recall@100"] != results["frozen_flat"]["recall@100"]
+    full, flat = results["full_finetune"], results["frozen_flat"]
+    assert full["ndcg@10"] != flat["ndcg@10"] or full["recall@100"] != flat["recall@100"]
 
 
 def test_search_fuses_bm25_by_default_and_added_items_join_both_halves(finished_run):
-    from retable.adapters.artifact import load_adapter
+    from retable.serving.load import load_adapter
 
     run_dir = finished_run[0]
     index = load_adapter(run_dir)

@@ -13,7 +13,7 @@ from needs import missing
 
 from retable.evals.audit import Audit
 from retable.evals.report import render_html
-from retable.evals.stages import SCHEMA_VERSION
+from retable.evals.audit import SCHEMA_VERSION
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SECTIONS = ["verdict", "held-out", "faithfulness", "drift", "cost"]

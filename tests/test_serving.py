@@ -5,7 +5,7 @@ LanceDB path of search. Each returns the same top 10 as `load_adapter(RUN).searc
 import numpy as np
 import pytest
 
-from retable.adapters.artifact import load_adapter
+from retable.serving.load import load_adapter
 from retable.errors import UserError
 
 QUERIES = ("a new protein in tumour cells", "vaccine trial in infants", "sleep and memory", "insulin resistance causes obesity")
@@ -108,7 +108,8 @@ def test_the_lancedb_path_searches_as_the_memory_path(served, tmp_path):
             got, want = on_disk.search(query, 10, hybrid=hybrid), index.search(query, 10, hybrid=hybrid)
             assert [i for i, _ in got] == [i for i, _ in want]
             np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
-    cli = subprocess.run([sys.executable, "-m", "retable.cli", "search", str(run), QUERIES[0], "--db", str(db), "-k", "3"], capture_output=True, text=True, timeout=300)
+    cli = subprocess.run([sys.executable, "-m", "retable.cli", "search", str(run), QUERIES[0], "--db", str(db), "-k", "3"], capture_output=True,
+                         text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert [line.split()[2] for line in cli.stdout.splitlines()] == [i for i, _ in index.search(QUERIES[0], 3)]
     import lancedb

@@ -10,8 +10,8 @@ import pytest
 
 from retable import runfiles
 from retable.config import RunConfig
-from retable.pipeline import NOT_KEYED, adapt_stages, generate_stages
-from retable.stage import config_value
+from retable.commands.stages import NOT_KEYED, adapt_stages, generate_stages, index_stages
+from retable.stage import DeclaredConfig, Stage, check_stages, config_value
 
 PACKAGE = Path(__file__).resolve().parents[1] / "retable"
 ALL_STAGES = {id(s): s for corpus in (True, False) for s in adapt_stages(corpus) + generate_stages(corpus)}.values()
@@ -37,22 +37,37 @@ def test_stage_names_are_unique_per_pipeline_and_outputs_have_one_writer():
         assert len(set(writes)) == len(writes)
 
 
-def test_a_stage_reads_only_what_an_earlier_stage_writes():
-    from retable.adapters.indexing import INDEX_RECORD, index_stages
+def test_every_command_list_passes_the_runners_check():
+    from retable.commands.run import BY_INDEX
 
-    for keep in (True, False):  # `retable index`'s own run, in RUN/indexed/
-        written = set()
-        for stage in index_stages(runfiles.RunFolder(Path(".")), keep):
-            unread = set(stage.reads) - written - set(runfiles.ROUND_FILES)  # no agent rounds over real items: absent, keyed as absent
-            assert not unread, f"index: {stage.name} reads {unread} before any stage writes them"
-            written |= set(stage.writes)
-    by_index = {f"{runfiles.INDEXED}/{w}" for w in written | {INDEX_RECORD}}  # the audit reads them once `retable index` ran
+    config = RunConfig()
     for corpus in (True, False):
-        written = set()
-        for stage in adapt_stages(corpus):
-            unread = set(stage.reads) - written - {runfiles.DESCRIPTION} - by_index
-            assert not unread, f"{stage.name} reads {unread} before any stage writes them"
-            written |= set(stage.writes)
+        check_stages(adapt_stages(corpus), config, frozenset({runfiles.DESCRIPTION}) | BY_INDEX)
+        check_stages(generate_stages(corpus), config, frozenset({runfiles.DESCRIPTION}))
+    for keep in (True, False):
+        check_stages(index_stages(keep), config, frozenset(runfiles.ROUND_FILES))
+
+
+def test_the_runner_refuses_a_stage_that_reads_before_a_write_or_declares_a_missing_field():
+    late = Stage("late", lambda ctx: None, writes=("b.json",), reads=("a.json",))
+    with pytest.raises(RuntimeError, match=r"'late' reads \['a.json'\] before any stage writes them"):
+        check_stages([late, Stage("early", lambda ctx: None, writes=("a.json",))], RunConfig())
+    check_stages([Stage("early", lambda ctx: None, writes=("a.json",)), late], RunConfig())
+    with pytest.raises(RuntimeError, match="declares config field 'audit.no_such'"):
+        check_stages([Stage("typo", lambda ctx: None, writes=(), config=("audit.no_such",))], RunConfig())
+
+
+def test_a_stage_sees_only_the_config_fields_it_declares():
+    stage = Stage("s", lambda ctx: None, writes=(), config=("seed", "audit.domain_ratio"), unkeyed=("strict",))
+    view = DeclaredConfig(RunConfig(seed=7), stage)
+    assert (view.seed, view.strict, view.audit.domain_ratio) == (7, RunConfig().strict, RunConfig().audit.domain_ratio)
+    with pytest.raises(AttributeError, match="stage 's' reads config.epochs without declaring it"):
+        view.epochs
+
+
+def test_unkeyed_reads_are_settings_that_key_no_stage():
+    every = [s for c in (True, False) for s in adapt_stages(c) + generate_stages(c)] + index_stages(True) + index_stages(False)
+    assert {f for s in every for f in s.unkeyed} <= set(NOT_KEYED)
 
 
 def test_every_file_of_a_finished_run_is_a_declared_output(finished_audit_run):
@@ -90,7 +105,7 @@ def test_config_imports_no_evals_code():
 
 def test_only_runfiles_names_run_files():
     names = {v for k, v in vars(runfiles).items() if k.isupper() and isinstance(v, str) and "." in v} | set(runfiles.ADAPTER_FILES)
-    own = {"encoder.py": {"config.json"},  # a sentence-transformers model folder's file
+    own = {"frozen.py": {"config.json"},  # a sentence-transformers model folder's file
            "beir.py": {"queries.jsonl"}}  # a BEIR collection's file
     for path, _, tree in _modules(PACKAGE):
         if path.name == "runfiles.py":

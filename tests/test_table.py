@@ -4,7 +4,8 @@ import torch
 
 from retable.adapters.quantizer import Quantizer, choose_nbits
 from retable.adapters.table import PQTable, QueryLinear, ResidualTable, VQTable, load_table, new_table
-from retable.adapters.tune import PairSet, contrastive_loss, mrr_at_k, recall_at_k, tune_table
+from retable.baselines.contrastive import PairSet, contrastive_loss, tune_table
+from retable.metrics import mrr_at_k, recall_at_k
 
 
 def _data(n=400, d=32, seed=0):

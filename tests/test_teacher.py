@@ -10,8 +10,9 @@ from retable.adapters.table import PQResidualTable, load_table, new_table
 from retable.agent.filter import filter_pairs
 from retable.agent.pseudo import pseudo_queries
 from retable.records import Item, Query
-from retable.teacher.fusion import Candidates, Fusion, minmax, reciprocal_ranks
-from retable.teacher.lexical import Lexical
+from retable.metrics import reciprocal_ranks
+from retable.retrieval.fusion import Candidates, Fusion, minmax
+from retable.retrieval.lexical import Lexical
 
 
 def _unit(n, d, seed):
@@ -20,9 +21,11 @@ def _unit(n, d, seed):
 
 
 ITEMS = [
-    Item(id="a", title="Statins and breast cancer", text="Statin users had lower breast cancer mortality. The cohort came from Finland and ran ten years."),
+    Item(id="a", title="Statins and breast cancer", text="Statin users had lower breast cancer mortality. The cohort came from Finland and ran ten "
+                                                         "years."),
     Item(id="b", title="", text="Vitamin D supplements in winter. Older adults took cholecalciferol daily and bone density was measured twice."),
-    Item(id="c", title="Gut bacteria", text="Probiotic strains changed the colon microbiome. Fiber intake mattered more than the strain itself in this trial."),
+    Item(id="c", title="Gut bacteria", text="Probiotic strains changed the colon microbiome. Fiber intake mattered more than the strain itself in "
+                                            "this trial."),
 ]
 
 

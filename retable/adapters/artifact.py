@@ -23,14 +23,15 @@ from typing import Iterable
 
 import numpy as np
 
-from retable.adapters.onnx_encoder import TORCH
+from retable.encoder.onnx import TORCH
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import CodeTable
 from retable.config import default
 from retable.errors import UserError
 from retable.files import write_json, write_npy
 from retable.records import Item
-from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_META, ADAPTER_QUANTIZER,
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_FILES, ADAPTER_IDS, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES,
+                              ADAPTER_META, ADAPTER_QUANTIZER,
                               ADAPTER_TABLE)
 
 FORMAT_VERSION = 2
@@ -116,12 +117,14 @@ class Adapter:
     def check_encoder(self, encoder) -> None:
         m = self.meta
         if encoder.dim != m["encoder_dim"]:
-            raise UserError(f"adapter {self.folder} was built for a {m['encoder_dim']}-dim encoder ({m['encoder']}); {encoder.name} gives {encoder.dim} dims — load the encoder it was built with")
+            raise UserError(f"adapter {self.folder} was built for a {m['encoder_dim']}-dim encoder ({m['encoder']}); {encoder.name} gives "
+                            f"{encoder.dim} dims — load the encoder it was built with")
         if encoder.variant != self.variant:
-            raise UserError(f"adapter {self.folder} was made with the {self.variant} encoder path; this encoder runs {encoder.variant} — their vectors differ: "
-                            f"load it with encoder_backend={self.variant!r}")
+            raise UserError(f"adapter {self.folder} was made with the {self.variant} encoder path; this encoder runs {encoder.variant} — their "
+                            f"vectors differ: load it with encoder_backend={self.variant!r}")
         if encoder.checksum() != m["encoder_checksum"]:
-            raise UserError(f"adapter {self.folder} was built for other weights of {m['encoder']} (checksum {m['encoder_checksum'][:12]}…) — load that encoder or rebuild the adapter")
+            raise UserError(f"adapter {self.folder} was built for other weights of {m['encoder']} (checksum {m['encoder_checksum'][:12]}…) — load "
+                            "that encoder or rebuild the adapter")
 
 
 class AdapterIndex:
@@ -183,14 +186,15 @@ class AdapterIndex:
     def search(self, query: str, k: int = 10, hybrid: bool | None = None) -> list[tuple[str, float]]:
         """The k best items. Dense: the table's inner products, exact up to `ann_threshold` items, IVF-PQ
         (built once) re-scored above. Hybrid (the default where the adapter has BM25): BM25 and the dense
-        scores over their top HYBRID_DEPTH each, fused by the adapter's rule (teacher/fusion.py; scores 0..1)."""
+        scores over their top HYBRID_DEPTH each, fused by the adapter's rule (retrieval/fusion.py; scores 0..1)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise UserError(f"k must be a positive number of items, not {k!r}")
         if not isinstance(query, str) or not query.strip():
             raise UserError("the query is empty — search for some words")
         hybrid = self.hybrid if hybrid is None else hybrid
         if hybrid and not self.hybrid:
-            raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder resumes)")
+            raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder "
+                            "resumes)")
         q = self.adapter.query_vectors(self.encoder.encode([query]))
         depth = min(max(k, HYBRID_DEPTH) if hybrid else k, len(self.ids))
         scores, rows = self._dense_top(q, depth)
@@ -199,15 +203,15 @@ class AdapterIndex:
         return [(self.ids[r], float(s)) for s, r in zip(scores[0][:k], rows[0][:k]) if r >= 0]
 
     def _dense_top(self, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        from retable.search_index import build
-        from retable.search_index import search as index_search
+        from retable.retrieval.dense import build
+        from retable.retrieval.dense import search as index_search
 
         if self._index is None:
             self._index = build(self._vectors, ann_threshold=self.ann_threshold)
         return index_search(self._index, self._vectors, q, depth)
 
     def _fuse(self, dense_top, lexical_top, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from retable.teacher.fusion import Candidates
+        from retable.retrieval.fusion import Candidates
 
         return self.fusion.ranked(Candidates.build(dense_top, lexical_top, self._vectors, q), k)
 
@@ -221,17 +225,18 @@ class AdapterIndex:
 
 def read_fusion(adapter: Adapter):
     """The adapter's fusion rule, checked (None: an adapter built before hybrid search); a tampered one is one line."""
-    from retable.teacher.fusion import Fusion
+    from retable.retrieval.fusion import Fusion
 
     try:
         return Fusion.from_meta(adapter.meta)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"adapter {adapter.folder}/adapter.json has an invalid fusion ({exc}) — rebuild it with retable adapt (the run folder resumes)") from None
+        raise UserError(f"adapter {adapter.folder}/adapter.json has an invalid fusion ({exc}) — rebuild it with retable adapt (the run folder "
+                        "resumes)") from None
 
 
 def _read_lexical(folder: Path, n_items: int):
     """The adapter's BM25 index, checked: present (its manifest names a fusion), readable, and answering a query."""
-    from retable.teacher.lexical import Lexical
+    from retable.retrieval.lexical import Lexical
 
     missing = [f for f in ADAPTER_LEXICAL_FILES if not (folder.parent / f).is_file()]
     if missing:
@@ -240,9 +245,11 @@ def _read_lexical(folder: Path, n_items: int):
         lexical = Lexical.load(folder)
         lexical.top([" ".join(lexical.texts[0].split()[:8])], 1)  # a damaged index fails here, not at the user's first search
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) — rebuild it with retable adapt (the run folder resumes)") from None
+        raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) — rebuild it with retable adapt (the run folder "
+                        "resumes)") from None
     if lexical.n_items != n_items:
-        raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter {n_items} — rebuild it with retable adapt (the run folder resumes)")
+        raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter {n_items} — rebuild it with retable adapt (the run "
+                        "folder resumes)")
     return lexical
 
 
@@ -254,25 +261,3 @@ def adapter_folder(path: str | Path) -> Path:
 
         folder = RunFolder(folder).shipped_adapter()
     return folder
-
-
-def load_adapter(path: str | Path, encoder: str | None = None, ann_threshold: int | None = None, encoder_backend: str | None = None,
-                 db: str | Path | None = None) -> AdapterIndex:
-    """Open an adapter folder (or a run folder holding adapter/, or indexed/adapter/ once indexed) with its encoder, checked by checksum
-    and by the encoder path that made its codes (`encoder_backend`: that one when None; another is refused);
-    search is exact up to `ann_threshold` items (RunConfig's default when None). `db`: the item vectors are read from
-    a LanceDB folder written for this adapter (`retable export RUN --to lancedb DB`) instead of memory."""
-    from retable.adapters.encoder import Encoder
-
-    from retable.runlock import adapter_lock
-
-    folder = adapter_folder(path)
-    if db is not None:
-        from retable.serving.db import DbIndex
-
-        with adapter_lock(folder, write=False):
-            adapter = Adapter(folder)
-            return DbIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), Path(db))
-    with adapter_lock(folder, write=False):  # while `retable index` rewrites it, wait for the whole new one
-        adapter = Adapter(folder)
-        return AdapterIndex(adapter, Encoder(encoder or adapter.meta["encoder"], encoder_backend or adapter.variant), ann_threshold)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.onnx_encoder import BACKENDS, TORCH
+from retable.encoder.onnx import BACKENDS, TORCH
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import KINDS, CodeTable, load_table
 from retable.errors import UserError
@@ -78,7 +78,11 @@ def read_table(path: Path, meta: dict, q: Quantizer) -> CodeTable:
         raise _bad(path, "holds NaN or infinite weights")
     if table.collision is not None:
         slots = table.collision_slot.numpy()
-        if tuple(table.collision.shape) != (len(table.collision), q.dim) or len(slots) != meta["n_items"] or slots.max(initial=-1) >= len(table.collision):
+        if (
+            tuple(table.collision.shape) != (len(table.collision), q.dim)
+            or len(slots) != meta["n_items"]
+            or slots.max(initial=-1) >= len(table.collision)
+        ):
             raise _bad(path, "has collision residuals that do not match its items")
     return table
 

@@ -176,7 +176,7 @@ def choose_strength(table, start_state, tuned_state, val, codes_t, emb_t, settin
     interval of the best one's per-query loss minus strength 1's. The best leaves 1 (the epoch as trained)
     only when that whole interval is below 0: the validation queries are pseudo-queries, so a move
     within their noise is no evidence."""
-    from retable.evals.loss import paired_interval
+    from retable.metrics import paired_interval
 
     per_query = {}
     for a in sorted(set(strengths) | {1.0}):

@@ -7,7 +7,8 @@ and after tuning: they must not change."""
 from __future__ import annotations
 
 from retable.errors import UserError
-from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, CODES, ITEM_EMB, ITEMS, KEPT, PSEUDO,
+from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE,
+                              CODES, ITEM_EMB, ITEMS, KEPT, PSEUDO,
                               PSEUDO_EMB, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TEACHER,
                               TEACHER_LABELS, TUNE, Splits, TuneRecord)
 from retable.stage import Context, Stage
@@ -20,11 +21,15 @@ def _codes(ctx: Context) -> None:
 
     items, item_emb, c = ctx.run.items(), ctx.run.item_emb(), ctx.config
     if len(items) < MIN_ITEMS:
-        raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train a quantizer; give a larger --corpus or raise items_per_subtopic")
-    quantizer = Quantizer.train(item_emb, c.pq_m, choose_nbits(len(items), c.pq_nbits), c.seed, kind=c.quantizer)
-    ctx.run.path(QUANTIZER).parent.mkdir(exist_ok=True)
-    quantizer.save(ctx.run.path(QUANTIZER))
-    ctx.run.write_codes(quantizer.codes(item_emb))
+        raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train a quantizer; give a larger --corpus or raise "
+                        "items_per_subtopic")
+    _write_codes(ctx, Quantizer.train(item_emb, c.pq_m, choose_nbits(len(items), c.pq_nbits), c.seed, kind=c.quantizer))
+
+
+def _write_codes(ctx: Context, quantizer) -> None:
+    """What both codes stages write: the quantizer, and the items' codes under it."""
+    ctx.run.write_quantizer(quantizer)
+    ctx.run.write_codes(quantizer.codes(ctx.run.item_emb()))
 
 
 ITEM_FILES = (ITEMS, ITEM_EMB, ROUND_ITEMS, ROUND_ITEM_EMB)
@@ -41,15 +46,27 @@ def label_embeddings(run, query_ids):
     return np.stack([query_emb[row[i]] if i in row else pseudo_emb[pseudo_row[i]] for i in query_ids]) if len(query_ids) else query_emb[:0]
 
 
+def _ship(ctx: Context, **adapter) -> None:
+    """What both table stages write: the adapter folder that serves (its items' codes, ids and embeddings, the
+    teacher's fusion rule) and the items' BM25 index, under the adapter's lock."""
+    from retable.adapters.artifact import write_adapter
+    from retable.runlock import adapter_lock
+    from retable.retrieval.lexical import Lexical
+
+    items = ctx.run.items()
+    lexical = Lexical.build([it.encode_text() for it in items])
+    with adapter_lock(ctx.run.path(ADAPTER), write=True):  # readers see the old adapter or this one, never a mix
+        write_adapter(ctx.run.path(ADAPTER), codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
+                      extra=ctx.run.teacher().fusion().meta(), **adapter)
+        lexical.save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+
+
 def _tune(ctx: Context) -> None:
     from tqdm import tqdm
 
-    from retable.adapters.artifact import write_adapter
     from retable.adapters.collisions import collision_rate
     from retable.adapters.quantizer import Quantizer
     from retable.adapters.teaching import run_item_splits, tune_on_labels
-    from retable.runlock import adapter_lock
-    from retable.teacher.lexical import Lexical
 
     run, config = ctx.run, ctx.config
     items, kept, labels, teacher = run.items(), run.kept(), run.teacher_labels(), run.teacher()
@@ -61,18 +78,15 @@ def _tune(ctx: Context) -> None:
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
         t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
                            progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
-    lexical = Lexical.build([it.encode_text() for it in items])
-    with adapter_lock(run.path(ADAPTER), write=True):  # readers see the old adapter or this one, never a mix
-        write_adapter(run.path(ADAPTER), encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer,
-                      table=t.table, codes=codes, item_ids=[it.id for it in items], item_emb=item_emb, extra=teacher.fusion().meta())
-        lexical.save(run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+    _ship(ctx, encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table)
     r = t.result
     run.write_tune(TuneRecord(
         table_kind=t.table.kind, best_epoch=r.best_epoch, initial_val_mrr=r.initial_val_mrr, best_val_mrr=r.best_val_mrr,
         seconds=round(r.seconds, 3), history=r.history, encoder_checksum_before=before, encoder_checksum_after=ctx.encoder.checksum(),
         train_pairs=t.train_queries, val_pairs=t.val_queries, collision_rate=collision_rate(codes),
         collision_rate_by_query_mass=collision_rate(codes, t.train_mass), collision_residuals=t.collision_residuals,
-        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, hybrid_rule=teacher.rule, strength=r.strength, val_loss_by_strength=r.val_loss_by_strength,
+        train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, hybrid_rule=teacher.rule, strength=r.strength,
+                              val_loss_by_strength=r.val_loss_by_strength,
         strength_interval=r.strength_interval))
 
 
@@ -81,5 +95,37 @@ TUNE_STAGE = Stage(
     writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
     optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),
-    config=("encoder", "encoder_backend", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau", "batch_size",
+    config=("encoder", "encoder_backend", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau",
+            "batch_size",
             "val_fraction", "test_fraction"))
+
+
+def _parent_adapter(ctx: Context) -> list[str]:
+    """What keys the kept stages: the parent's quantizer and table."""
+    from retable.files import sha256_file
+
+    src = ctx.parent.path(ADAPTER)
+    return [sha256_file(src / ADAPTER_QUANTIZER), sha256_file(src / ADAPTER_TABLE)]
+
+
+def _codes_kept(ctx: Context) -> None:
+    from retable.adapters.quantizer import Quantizer
+
+    _write_codes(ctx, Quantizer.load(ctx.parent.path(ADAPTER) / ADAPTER_QUANTIZER))
+
+
+def _tune_kept(ctx: Context) -> None:
+    from retable.adapters.artifact import Adapter
+
+    adapter = Adapter(ctx.parent.path(ADAPTER))
+    t = adapter.table
+    t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
+    _ship(ctx, encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
+          quantizer=adapter.quantizer, table=t)
+    ctx.run.write_splits(Splits(train=[], val=[], test=[]))
+
+
+# `retable index --keep-codes`: the parent's quantizer codes the real items; its table serves them unchanged
+CODES_KEPT = Stage("codes_kept", _codes_kept, writes=(QUANTIZER, CODES), reads=(ITEM_EMB,), inputs=_parent_adapter)
+TUNE_KEPT = Stage("tune_kept", _tune_kept, writes=TUNE_STAGE.writes[:-2] + (SPLITS,), optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
+                  reads=(ITEMS, ITEM_EMB, CODES, TEACHER), inputs=_parent_adapter)

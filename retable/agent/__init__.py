@@ -1,1 +1,3 @@
-"""The synthetic-data agent: LLM backends, the stages, and the pipeline that runs them."""
+"""The synthetic-data agent, as stages: the brief, synthetic items (or the user's corpus), LLM queries, the
+round-trip filter and the agent's rounds, and the LLM-free pseudo-queries. The LLM backends are retable.llm;
+the commands that run the stages are retable.commands."""

@@ -72,7 +72,8 @@ def make_brief(client: LLMClient, prompts: Prompts, description: str, n_subtopic
             replies.append(client.structured(messages, BriefReply, seed=seed + 7 * attempt, check=clean))
         except InvalidReply as exc:
             if not replies and attempt == PLAN_TRIES - 1:
-                raise UserError(f"the LLM gave no usable domain brief after {PLAN_TRIES * (client.max_retries + 1)} tries ({exc}) — rerun with another --seed or a stronger --llm") from None
+                raise UserError(f"the LLM gave no usable domain brief after {PLAN_TRIES * (client.max_retries + 1)} tries ({exc}) — rerun with "
+                                "another --seed or a stronger --llm") from None
             continue
         if len(_distinct([s for r in replies for s in r.subtopics], echo)) * 2 >= n_subtopics:
             break

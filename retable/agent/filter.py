@@ -12,8 +12,8 @@ import numpy as np
 from retable.agent.echo import words
 from retable.agent.items import normalize
 from retable.records import DroppedPair, Item, Pair, Query
-from retable.search_index import top_k_rows
-from retable.teacher.lexical import bm25_finds
+from retable.retrieval.dense import top_k_rows
+from retable.retrieval.lexical import bm25_finds
 
 Search = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 MIN_COPY_WORDS = 6  # a query this long found verbatim in its item counts as copied
@@ -66,7 +66,7 @@ def ranks_of_targets(item_emb: np.ndarray, query_emb: np.ndarray, targets: np.nd
 def filter_pairs(queries: list[Query], items: list[Item], item_emb: np.ndarray, query_emb: np.ndarray, top_k: int,
                  search: Search | None = None, domain_text: str = "") -> tuple[list[Pair], list[DroppedPair]]:
     """item_emb rows follow `items`; query_emb rows follow `queries`. `search(item_emb, query_emb, k)`
-    returns the top-k rows per query (default: search_index; the Ray executor passes its own). A query
+    returns the top-k rows per query (default: retrieval/dense.py; the Ray executor passes its own). A query
     that shares no word with its item nor with `domain_text` (the description and the brief) is dropped."""
     row = {it.id: i for i, it in enumerate(items)}
     targets = np.array([row[q.item_id] for q in queries], dtype=np.int64)

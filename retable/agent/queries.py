@@ -57,5 +57,6 @@ def write_queries(client: LLMClient, prompts: Prompts, items: list[Item], brief:
         echo = Echo(messages)
         for f in formats:
             text = getattr(reply, f)
-            queries.append(Query(id=f"{item.id}::{f}{id_suffix}", item_id=item.id, text=text, format=f, persona=persona.name, copies_prompt=echo.repeats(text) or echo.leaks(text)))
+            queries.append(Query(id=f"{item.id}::{f}{id_suffix}", item_id=item.id, text=text, format=f, persona=persona.name,
+                                 copies_prompt=echo.repeats(text) or echo.leaks(text)))
     return queries

@@ -43,7 +43,7 @@ class Generated:
     kept: list[Pair] = field(default_factory=list)
     dropped: list[DroppedPair] = field(default_factory=list)
     off_domain: set[str] = field(default_factory=set)
-    search: Callable | None = None  # the executor's top-k search (None: search_index here)
+    search: Callable | None = None  # the executor's top-k search (None: retrieval/dense.py here)
 
     def refilter(self, top_k: int, anchors: tuple[list[str], np.ndarray] | None = None, seed_share: float = 0.2, ratio: float = 0.3,
                  domain_text: str = "") -> None:

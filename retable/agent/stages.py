@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from retable.agent.brief import make_brief
 from retable.agent.items import synthesize_items
+from retable.agent.pseudo import pseudo_queries
 from retable.agent.queries import QUERIES_VERSION, write_queries
 from retable.agent.rounds import ROUNDS_VERSION, Generated, agent_rounds
 from retable.errors import UserError
-from retable.files import copy_file, encode_to_npy, iter_corpus, sha256_file
+from retable.files import iter_corpus, sha256_file
 from retable.records import Item, Pair, Query
-from retable.runfiles import BRIEF, DROPPED, GENERATED, ITEM_EMB, ITEMS, KEPT, QUERIES, QUERY_EMB, ROUND_FILES, ROUND_ITEMS, ROUND_QUERIES
+from retable.runfiles import (BRIEF, DROPPED, GENERATED, ITEM_EMB, ITEMS, KEPT, PSEUDO, PSEUDO_EMB, QUERIES, QUERY_EMB, ROUND_FILES, ROUND_ITEMS,
+                              ROUND_QUERIES)
 from retable.stage import LLM_FIELDS, Context, Stage
 
 
@@ -28,7 +30,8 @@ def _check_brief_edit(ctx: Context) -> None:
     try:
         ctx.run.brief()
     except ValueError as exc:
-        raise UserError(f"brief.json was edited and is no longer a valid brief ({str(exc).splitlines()[0]}) — fix it or delete it to plan again") from None
+        raise UserError(f"brief.json was edited and is no longer a valid brief ({str(exc).splitlines()[0]}) — "
+                        "fix it or delete it to plan again") from None
 
 
 BRIEF_STAGE = Stage("brief", _brief, writes=(BRIEF,), config=(*LLM_FIELDS, "seed", "n_subtopics"), prompts=("brief",), inputs=_description,
@@ -51,7 +54,7 @@ def _synthesize(ctx: Context) -> None:
 SYNTHETIC_ITEMS = Stage("items", _synthesize, writes=(ITEMS,), reads=(BRIEF,), config=(*LLM_FIELDS, "seed", "n_subtopics", "items_per_subtopic"),
                         prompts=("items",), inputs=_description)
 CORPUS_ITEMS = Stage("items", lambda ctx: ctx.run.write_items(iter_corpus(ctx.corpus, strict=ctx.config.strict)), writes=(ITEMS,),
-                     inputs=lambda ctx: ["corpus", sha256_file(ctx.corpus)])
+                     inputs=lambda ctx: ["corpus", sha256_file(ctx.corpus)], unkeyed=("strict",))
 
 
 def _queries(ctx: Context) -> None:
@@ -67,9 +70,13 @@ QUERIES_STAGE = Stage("queries", _queries, writes=(QUERIES,), reads=(BRIEF, ITEM
 
 
 def _embed_items(ctx: Context) -> None:
-    encode_to_npy(ctx.encoder, [it.encode_text() for it in _first_items(ctx)], ctx.run.path(ITEM_EMB))
-    if ctx.corpus is not None:  # `retable eval` on the same corpus file reuses these
-        copy_file(ctx.run.path(ITEM_EMB), ctx.run.corpus_cache(ctx.corpus, ctx.encoder.identity()))
+    """The items' embeddings; with a corpus, shared through the run's cache (the parent's, under `retable index`)
+    with `retable eval` and `retable index` on the same file."""
+    from retable.encoder.cache import embed_items
+
+    n = ctx.run.count(ITEMS)
+    cache = (ctx.parent or ctx.run).corpus_cache(ctx.corpus, ctx.encoder.identity()) if ctx.corpus is not None else None
+    embed_items(ctx.encoder, lambda: [it.encode_text() for it in _first_items(ctx)], n, cache, ctx.run.path(ITEM_EMB))
 
 
 EMBED_ITEMS = Stage("embed_items", _embed_items, writes=(ITEM_EMB,), reads=(ITEMS,), config=("encoder", "encoder_backend"))
@@ -77,20 +84,41 @@ EMBED_QUERIES = Stage("embed_queries", lambda ctx: ctx.run.write_query_emb(ctx.e
                       writes=(QUERY_EMB,), reads=(QUERIES,), config=("encoder", "encoder_backend"))
 
 
+def _no_llm_pairs(ctx: Context) -> None:
+    """`retable index`: the real items have no LLM queries; the later stages read empty pair files."""
+    ctx.run.write_no_pairs(ctx.encoder.dim)
+
+
+NO_LLM_PAIRS = Stage("no_llm_pairs", _no_llm_pairs, writes=(QUERIES, QUERY_EMB, KEPT, DROPPED), config=("encoder", "encoder_backend"))
+
+
 def _rounds(ctx: Context) -> None:
     items, queries = _first_items(ctx), ctx.run.first_queries()
     # the first round's rows only: round files on disk are an earlier (perhaps killed) attempt's, about to be rewritten
-    g = Generated(list(items), list(queries), ctx.run.first_item_emb(), ctx.run.first_query_emb(), search=ctx.executor.searcher(ctx.config.ann_threshold))
+    g = Generated(list(items), list(queries), ctx.run.first_item_emb(), ctx.run.first_query_emb(),
+                  search=ctx.executor.searcher(ctx.config.ann_threshold))
     history = agent_rounds(g, client=ctx.client, prompts=ctx.prompts, encoder=ctx.encoder, description=ctx.description, brief=ctx.run.brief(),
                            config=ctx.config, log=ctx.log)
-    ctx.run.write_filtered(g.kept, g.dropped, history, g.items[len(items):], g.queries[len(queries):], g.item_emb[len(items):], g.query_emb[len(queries):])
+    ctx.run.write_filtered(g.kept, g.dropped, history, g.items[len(items):], g.queries[len(queries):], g.item_emb[len(items):],
+                           g.query_emb[len(queries):])
 
 
 ROUNDS_STAGE = Stage(
     "rounds", _rounds, writes=(KEPT, DROPPED, *ROUND_FILES), reads=(BRIEF, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB), version=ROUNDS_VERSION,
-    config=(*LLM_FIELDS, "encoder", "encoder_backend", "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items", "round_queries",
+    config=(*LLM_FIELDS, "encoder", "encoder_backend", "seed", "query_formats", "rounds", "min_pairs_per_subtopic", "min_format_pass", "round_items",
+            "round_queries",
             "budget_tokens", "filter_top_k", "ann_threshold", "audit.domain_seed_share", "audit.domain_ratio"),
     prompts=("items", "queries"), inputs=_description)
+
+
+def _pseudo(ctx: Context) -> None:
+    queries = pseudo_queries(ctx.run.items(), ctx.config.seed, tuple(ctx.config.pseudo_formats))
+    ctx.log(f"pseudo: {len(queries)} LLM-free queries for {len(ctx.run.items())} items")
+    ctx.run.write_pseudo(queries, ctx.encoder.encode([q.text for q in queries], progress=len(queries) > 2000))
+
+
+PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS),
+                     config=("seed", "encoder", "encoder_backend", "pseudo_formats"))
 
 
 def export_rows(items: list[Item], queries: list[Query], kept: list[Pair]) -> list[dict]:

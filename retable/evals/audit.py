@@ -9,14 +9,15 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from retable.adapters.tune import mrr_at_k, recall_at_k
+from retable.metrics import mrr_at_k, recall_at_k
 from retable.evals.codebook import Codebook
 from retable.evals.drift import Drift
 from retable.domain import DomainCheck
 from retable.evals.faithfulness import JudgeSummary
 from retable.evals.loss import LossEvidence
-from retable.evals.stages import SCHEMA_VERSION
 from retable.records import DroppedPair, Pair, RoundLog, StageUsage
+
+SCHEMA_VERSION = 3  # audit.json's schema, and the audit stage's version
 
 Level = Literal["red", "amber", "green"]
 
@@ -38,7 +39,8 @@ class SliceMetrics(BaseModel):
 
 
 class HeldOut(BaseModel):
-    before: str = Field(description="the system the adapted one is compared with: frozen_flat, the encoder used flat (what a user runs without retable)")
+    before: str = Field(description="the system the adapted one is compared with: frozen_flat, the encoder used flat (what a user runs without "
+                                    "retable)")
     n_pairs: int = Field(description="test-split pairs (items never tuned on) plus every pair of a format that had no training pairs")
     all: SliceMetrics | None
     by_format: dict[str, SliceMetrics]
@@ -79,13 +81,17 @@ class Tuned(BaseModel):
     train_pairs: int
     val_pairs: int
     history: list[dict]
-    train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM formats and pseudo-query kinds")
-    teacher_weight: float | None = Field(None, description="BM25's fixed share of the teacher's fused score, also the hybrid search's (None: a weight-free rule)")
+    train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM formats and pseudo-query "
+                                                                                      "kinds")
+    teacher_weight: float | None = Field(None, description="BM25's fixed share of the teacher's fused score, also the hybrid search's (None: a "
+                                                           "weight-free rule)")
     teacher_chosen_on: str | None = Field(None, description="prior or setting (llm_queries or default in runs before rules)")
-    fusion: str | None = Field(None, description="how the teacher and hybrid search fuse BM25 with the dense scores (teacher/fusion.py)")
+    fusion: str | None = Field(None, description="how the teacher and hybrid search fuse BM25 with the dense scores (retrieval/fusion.py)")
     strengths_tried: list[float] = Field(default_factory=list, description="the strengths the validation loss compared")
-    strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss minus strength 1's: mean and paired 95% interval")
-    llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the run's LLM queries, and the best share minus the rule")
+    strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss minus strength 1's: mean and "
+                                                                    "paired 95% interval")
+    llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the run's LLM queries, and the best "
+                                                              "share minus the rule")
 
 
 class EncoderProof(BaseModel):
@@ -115,7 +121,8 @@ class Audit(BaseModel):
     held_out: HeldOut
     drift: Drift
     probe: Probe | None
-    loss: LossEvidence | None = Field(None, description="the shipped adapter against the frozen encoder on held-out pseudo-queries (None: the run has none)")
+    loss: LossEvidence | None = Field(None, description="the shipped adapter against the frozen encoder on held-out pseudo-queries (None: the run "
+                                                        "has none)")
     codebook: Codebook
     tuned: Tuned
     encoder: EncoderProof

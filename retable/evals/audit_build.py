@@ -30,7 +30,8 @@ def usd(cost: dict[str, StageUsage], price: dict[str, float] | None) -> dict[str
     """Dollars per stage for the new (uncached) tokens, from a price per million tokens."""
     if not price:
         return None
-    return {stage: (u.prompt_tokens * price.get("prompt", 0.0) + u.completion_tokens * price.get("completion", 0.0)) / 1e6 for stage, u in cost.items()}
+    return {stage: (u.prompt_tokens * price.get("prompt", 0.0) + u.completion_tokens * price.get("completion", 0.0)) / 1e6 for stage,
+            u in cost.items()}
 
 
 def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
@@ -60,7 +61,8 @@ class _RunData:
         self.item_emb, self.query_emb = run.item_emb(), run.query_emb()
         self.splits, self.tune = run.splits(), run.tune()
         self.adapter = Adapter(run.path(ADAPTER))  # the run's own: its tuning, codes and collisions
-        self.shipped = self.adapter if run.indexed() is None else Adapter(run.shipped_adapter())  # what serves: the indexed adapter over the real items once there is one
+        # what serves: the indexed adapter over the real items once there is one
+        self.shipped = self.adapter if run.indexed() is None else Adapter(run.shipped_adapter())
         self.q_row = {q.id: i for i, q in enumerate(self.queries)}
         self.i_row = {it.id: i for i, it in enumerate(self.items)}
 
@@ -80,7 +82,8 @@ def _probe(ctx: Context):
     from retable.evals.evaluate import evaluate_run
 
     res = evaluate_run(ctx.run.root, ctx.probe, log=ctx.log)
-    return Probe(dataset=str(ctx.probe), ndcg_at_10={k: v["ndcg@10"] for k, v in res.items()}, recall_at_100={k: v["recall@100"] for k, v in res.items()})
+    return Probe(dataset=str(ctx.probe), ndcg_at_10={k: v["ndcg@10"] for k, v in res.items()},
+                 recall_at_100={k: v["recall@100"] for k, v in res.items()})
 
 
 def _tuned(data: _RunData, encoder, teacher) -> Tuned:
@@ -115,7 +118,9 @@ def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, fl
         **pair_counts(data.kept, data.dropped), train_by_format=train_by_format, holdout_formats=config.holdout_formats,
         rounds=ctx.run.rounds(), faithfulness=_faithfulness(ctx, data), held_out=held_out_metrics(held, pos, systems, before),
         drift=measure_drift(q, systems["adapted"][0], data.item_emb, systems[before][1], adapted_items, systems[before][0]),
-        probe=_probe(ctx), loss=loss_evidence(ctx.run, config, shipped), codebook=audit_codebook(adapter.codes, adapter.quantizer.k, own_items, mass), tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
+        probe=_probe(ctx), loss=loss_evidence(ctx.run, config, shipped),
+                  codebook=audit_codebook(adapter.codes, adapter.quantizer.k, own_items, mass),
+                  tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
         encoder=EncoderProof(name=encoder.name, checksum_before=t.encoder_checksum_before, checksum_after=t.encoder_checksum_after,
                              checksum_now=now, unchanged=t.encoder_checksum_before == t.encoder_checksum_after == now),
         cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),

@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from retable.evals.metrics import rows_overlap, search
+from retable.metrics import rows_overlap
+
+
+from retable.retrieval.dense import exact_search
 
 
 def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b: np.ndarray, k: int = 10) -> float:
@@ -19,7 +22,7 @@ def overlap_at_k(q_a: np.ndarray, items_a: np.ndarray, q_b: np.ndarray, items_b:
     """
     if not len(q_a):
         return 1.0
-    a, b = search(items_a, q_a, k)[1], search(items_b, q_b, k)[1]
+    a, b = exact_search(items_a, q_a, k)[1], exact_search(items_b, q_b, k)[1]
     return rows_overlap(a, b, a.shape[1])
 
 
@@ -38,7 +41,9 @@ class Drift(BaseModel):
     spread_ratio: float
 
 
-def measure_drift(q_frozen: np.ndarray, q_adapted: np.ndarray, flat: np.ndarray, untuned: np.ndarray, adapted: np.ndarray, q_untuned: np.ndarray) -> Drift:
+def measure_drift(
+    q_frozen: np.ndarray, q_adapted: np.ndarray, flat: np.ndarray, untuned: np.ndarray, adapted: np.ndarray, q_untuned: np.ndarray
+) -> Drift:
     s_u, s_a = spread(untuned), spread(adapted)
     return Drift(
         n_queries=len(q_frozen),

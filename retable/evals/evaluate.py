@@ -5,9 +5,8 @@ adapted (the run's tuned table), adapted_hybrid (BM25 fused with the table by th
 search with no tuning, so adapted_hybrid − frozen_hybrid is the table's own share);
 with `baselines`, also every other table kind, the query-linear adapter and full fine-tuning,
 contrastively tuned on the run's kept pairs. The served adapter is evaluated: after `retable index`, the
-indexed one. With `index`, the collection's items are first indexed into the run exactly as `retable index`
-does (what a description-only run's user does when the real items arrive; no query of the collection is read
-for it); otherwise they get codes from the adapter's quantizer and nothing is retrained for them."""
+indexed one; otherwise the collection's items get codes from the adapter's quantizer and nothing is
+retrained for them (the `eval` command indexes a description-only run's collection first: commands/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -15,38 +14,32 @@ from pathlib import Path
 
 from retable.adapters.artifact import Adapter, artifact_bytes, read_fusion
 from retable.evals.beir import load_beir
-from retable.evals.metrics import evaluate, search, to_run
-from retable.files import read_cached_npy, write_npy
+from retable.metrics import evaluate, to_run
+from retable.retrieval.dense import exact_search
+from retable.encoder.cache import embed_items
+from retable.files import read_cached_npy
 from retable.runfiles import RunFolder
 
 DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this many are fused)
 
 
-def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None, index: bool = False) -> dict[str, dict]:
-    """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score)."""
-    from retable.adapters.encoder import Encoder
-    from retable.teacher.fusion import Candidates
-    from retable.teacher.lexical import Lexical
+def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=print, runs: dict | None = None,
+                 collection: tuple | None = None) -> dict[str, dict]:
+    """Metrics per system; `runs`, when given, receives each system's ranking (query id -> item id -> score);
+    `collection`, when given, is `load_beir(dataset)` already read."""
+    from retable.encoder.frozen import Encoder
+    from retable.retrieval.fusion import Candidates
+    from retable.retrieval.lexical import Lexical
 
     run = RunFolder(run_dir)
-    adapter = None if index else Adapter(run.shipped_adapter())  # a folder without an adapter fails before the collection is read
-    corpus, queries, qrels = load_beir(dataset, log=log)  # a bad dataset folder fails before any indexing
-    if index:
-        from retable.adapters.indexing import index_run, indexed_record
-        from retable.files import sha256_file
-
-        corpus_file, record = dataset / "corpus.jsonl", indexed_record(run)
-        same = record is not None and record["corpus_sha256"] == sha256_file(corpus_file)  # indexed as the user chose: kept or refit codes
-        index_run(run_dir, corpus_file, keep_codes=same and record["codes"] == "kept", log=log)
-        adapter = Adapter(run.shipped_adapter())
+    adapter = Adapter(run.shipped_adapter())  # a folder without an adapter fails before the collection is read
+    corpus, queries, qrels = collection or load_beir(dataset, log=log)
     encoder = Encoder(adapter.meta["encoder"], adapter.variant)
     adapter.check_encoder(encoder)
     cache = run.corpus_cache(dataset / "corpus.jsonl", encoder.identity())
-    item_emb = read_cached_npy(cache, len(corpus))
-    if item_emb is None:
+    if read_cached_npy(cache, len(corpus)) is None:
         log(f"encoding {len(corpus)} items of {dataset.name} (cached for later evals)")
-        item_emb = encoder.encode([it.encode_text() for it in corpus], progress=True)
-        write_npy(cache, item_emb)
+    item_emb = embed_items(encoder, lambda: [it.encode_text() for it in corpus], len(corpus), cache)
     qids = sorted(queries)
     query_texts = [queries[q] for q in qids]
     q_emb = encoder.encode(query_texts)
@@ -57,9 +50,9 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
     lexical_top = lexical.top(query_texts, DEPTH)
     tops = {
         "bm25": (lexical_top, 0, None),
-        "frozen_flat": (search(item_emb, q_emb, DEPTH), 0, None),
-        "frozen_pq": (search(adapter.quantizer.reconstruct(item_emb), q_emb, DEPTH), 0, None),
-        "adapted": (search(vecs, qvecs, DEPTH), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
+        "frozen_flat": (exact_search(item_emb, q_emb, DEPTH), 0, None),
+        "frozen_pq": (exact_search(adapter.quantizer.reconstruct(item_emb), q_emb, DEPTH), 0, None),
+        "adapted": (exact_search(vecs, qvecs, DEPTH), adapter.table.n_parameters(), artifact_bytes(adapter.folder)),
     }
     fusion = read_fusion(adapter)  # checked as search checks it
     if fusion is not None:
@@ -76,7 +69,7 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
         for name in ("frozen_hybrid", "adapted_hybrid"):
             results[name].update(hybrid_rule=fusion.rule, hybrid_weight=fusion.weight)
     if baselines:
-        from retable.evals.baselines import baseline_systems
+        from retable.baselines.systems import baseline_systems
 
         results.update(baseline_systems(run_dir, adapter, encoder, corpus, item_emb, query_texts, q_emb, qids, judged, log=log))
     return results

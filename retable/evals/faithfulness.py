@@ -21,12 +21,12 @@ from scipy.stats import fisher_exact
 from sklearn.metrics import cohen_kappa_score
 from tqdm import tqdm
 
-from retable.adapters.tune import positive_ranks
+from retable.metrics import positive_ranks
 from retable.llm import LLMClient
 from retable.prompts import Prompts
 from retable.errors import InvalidReply
 from retable.records import DroppedPair, Item, Pair
-from retable.teacher.lexical import bm25_finds
+from retable.retrieval.lexical import bm25_finds
 
 MAX_DOC_CHARS = 1200
 
@@ -100,7 +100,8 @@ def judge_pairs(client: LLMClient, prompts: Prompts, kept: list[Pair], dropped: 
     if len({f for _, f in with_filter}) == 2:
         kappa = float(cohen_kappa_score([f for _, f in with_filter], [a for a, _ in with_filter]))
         kappa = None if np.isnan(kappa) else kappa
-    return JudgeSummary(judged=judged, yes_kept=yes_kept, yes_dropped=yes_dropped, yes_control=yes_control, yes_control_match=yes_match, n_kept=n_kept, control_p=p_value,
+    return JudgeSummary(judged=judged, yes_kept=yes_kept, yes_dropped=yes_dropped, yes_control=yes_control, yes_control_match=yes_match,
+                        n_kept=n_kept, control_p=p_value,
                         informative=informative, kappa_with_filter=kappa, invalid=sum(j.answerable is None for j in judged))
 
 

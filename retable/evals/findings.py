@@ -36,7 +36,8 @@ def _held_out(a: Audit, t: AuditThresholds) -> list[Finding]:
         if level != "green":
             note = " while the average rose" if avg > 0 else ""
             out.append(Finding(level=level, check="format_regression", title=f"format '{fmt}' got worse{note}",
-                               evidence=f"MRR@10 {s.mrr_at_10[before]:.3f} → {s.mrr_at_10['adapted']:.3f} ({d:+.3f}) on {s.n_pairs} pairs; average {avg:+.3f}",
+                               evidence=f"MRR@10 {s.mrr_at_10[before]:.3f} → {s.mrr_at_10['adapted']:.3f} ({d:+.3f}) on {s.n_pairs} pairs; average "
+                                        f"{avg:+.3f}",
                                threshold=thr))
     return out
 
@@ -65,12 +66,14 @@ def _faithfulness(a: Audit, t: AuditThresholds) -> list[Finding]:
                        evidence=f"{100 * agree:.1f}% of {a.kept} kept pairs (top {a.filter_top_k})",
                        threshold=f"< {t.retriever_agreement_amber:.2f} amber, < {t.retriever_agreement_red:.2f} red (audit.retriever_agreement_*)"))
     j = f.judge
-    thr = f"yes on kept < {t.judge_yes_amber:.2f} amber, < {t.judge_yes_red:.2f} red; trusted when yes on matching controls − yes on mismatched ones ≥ {t.judge_informative:.2f} with Fisher p < 0.05 (audit.judge_*)"
+    thr = (f"yes on kept < {t.judge_yes_amber:.2f} amber, < {t.judge_yes_red:.2f} red; trusted when yes on matching controls − yes on "
+           f"mismatched ones ≥ {t.judge_informative:.2f} with Fisher p < 0.05 (audit.judge_*)")
     if j is None or j.n_kept < t.min_pairs:
         out.append(Finding(level="amber", check="judge", title="the LLM judge read too few pairs to say anything",
                            evidence="judge off (judge_pairs = 0)" if j is None else f"{j.n_kept} kept pairs judged", threshold=thr))
     else:
-        ev = (f"yes on {100 * j.yes_kept:.0f}% of {j.n_kept} kept pairs; controls: {100 * (j.yes_control_match or 0):.0f}% on matching, {100 * (j.yes_control or 0):.0f}% on mismatched"
+        ev = (f"yes on {100 * j.yes_kept:.0f}% of {j.n_kept} kept pairs; controls: {100 * (j.yes_control_match or 0):.0f}% on matching, "
+              f"{100 * (j.yes_control or 0):.0f}% on mismatched"
               + (f", {100 * j.yes_dropped:.0f}% of pairs the filter dropped" if j.yes_dropped is not None else "")
               + (f"; kappa with the filter {j.kappa_with_filter:.2f}" if j.kappa_with_filter is not None else "")
               + (f"; controls p = {j.control_p:.3f}" if j.control_p is not None else ""))
@@ -79,7 +82,8 @@ def _faithfulness(a: Audit, t: AuditThresholds) -> list[Finding]:
             out.append(Finding(level=level, check="judge", title="the LLM judge finds the kept queries answerable by their items" if level == "green"
                                else "the LLM judge finds many kept queries unanswerable by their items", evidence=ev, threshold=thr))
         else:
-            out.append(Finding(level="amber", check="judge", title="the LLM judge cannot tell matching controls from mismatched ones: its verdicts are not evidence",
+            out.append(Finding(level="amber", check="judge", title="the LLM judge cannot tell matching controls from mismatched ones: its verdicts "
+                                                                   "are not evidence",
                                evidence=ev, threshold=thr))
     u = f.unsupported
     if u.n_queries >= t.min_pairs:
@@ -90,7 +94,8 @@ def _faithfulness(a: Audit, t: AuditThresholds) -> list[Finding]:
     d = f.domain
     out.append(Finding(level=_band(d.share, t.off_domain_red, t.off_domain_amber, low_is_bad=False), check="off_domain",
                        title="items far from the domain the description names",
-                       evidence=f"{len(d.off_domain)} of {a.n_items} items ({100 * d.share:.1f}%) below similarity {d.threshold:.3f} to the domain seeds",
+                       evidence=f"{len(d.off_domain)} of {a.n_items} items ({100 * d.share:.1f}%) below similarity {d.threshold:.3f} to the domain "
+                                "seeds",
                        threshold=f"> {t.off_domain_amber:.2f} amber, > {t.off_domain_red:.2f} red (audit.off_domain_*)"))
     return out
 
@@ -100,7 +105,8 @@ def _drift(a: Audit, t: AuditThresholds) -> list[Finding]:
     if d.n_queries >= t.min_pairs:
         out.append(Finding(level=_band(d.overlap_untuned_adapted, t.overlap_red, t.overlap_amber, low_is_bad=True), check="drift",
                            title="top-10 overlap of the untuned and adapted rankings on held-out queries",
-                           evidence=f"overlap@10 {d.overlap_untuned_adapted:.2f} (frozen encoder vs adapted {d.overlap_flat_adapted:.2f}) on {d.n_queries} queries",
+                           evidence=f"overlap@10 {d.overlap_untuned_adapted:.2f} (frozen encoder vs adapted {d.overlap_flat_adapted:.2f}) on "
+                                    f"{d.n_queries} queries",
                            threshold=f"< {t.overlap_amber:.2f} amber, < {t.overlap_red:.2f} red (audit.overlap_*)"))
     else:
         out.append(Finding(level="amber", check="drift", title="too few held-out queries to measure how far the rankings moved",
@@ -127,19 +133,22 @@ def _probe(a: Audit, t: AuditThresholds) -> list[Finding]:
     delta = n["adapted"] - n["frozen_flat"]
     out = [Finding(level=_band(-delta, t.probe_drop_red, t.probe_drop_amber, low_is_bad=False), check="probe",
                    title=f"nDCG@10 on the probe queries ({p.dataset}), frozen encoder → adapted table",
-                   evidence=f"frozen_flat {n['frozen_flat']:.4f} → adapted {n['adapted']:.4f} ({delta:+.4f}); bm25 {n['bm25']:.4f}, frozen_pq {n['frozen_pq']:.4f}",
+                   evidence=f"frozen_flat {n['frozen_flat']:.4f} → adapted {n['adapted']:.4f} ({delta:+.4f}); bm25 {n['bm25']:.4f}, frozen_pq "
+                            f"{n['frozen_pq']:.4f}",
                    threshold=thr)]
     if "adapted_hybrid" in n:
         ref = max(("bm25", "frozen_flat"), key=lambda k: n[k])
         d = n["adapted_hybrid"] - n[ref]
         out.append(Finding(level=_band(-d, t.served_drop_red, 0.0, low_is_bad=False), check="probe",
-                           title=f"nDCG@10 on the probe queries ({p.dataset}), the better of BM25 and the frozen encoder → the hybrid search that ships",
+                           title=f"nDCG@10 on the probe queries ({p.dataset}), the better of BM25 and the frozen encoder → the hybrid search that "
+                                 "ships",
                            evidence=f"{ref} {n[ref]:.4f} → adapted_hybrid {n['adapted_hybrid']:.4f} ({d:+.4f})",
                            threshold=f"any drop amber, > {t.served_drop_red:.2f} red (audit.served_drop_red)"))
     if "frozen_hybrid" in n and "adapted_hybrid" in n:
         d = n["adapted_hybrid"] - n["frozen_hybrid"]
         out.append(Finding(level=_band(-d, t.probe_drop_red, t.probe_drop_amber, low_is_bad=False), check="probe",
-                           title=f"nDCG@10 on the probe queries ({p.dataset}), the table's own share: the same fusion over the frozen encoder → over the table",
+                           title=f"nDCG@10 on the probe queries ({p.dataset}), the table's own share: the same fusion over the frozen encoder → "
+                                 "over the table",
                            evidence=f"frozen_hybrid {n['frozen_hybrid']:.4f} → adapted_hybrid {n['adapted_hybrid']:.4f} ({d:+.4f})", threshold=thr))
     return out
 
@@ -152,7 +161,8 @@ def _choices(a: Audit, t: AuditThresholds) -> list[Finding]:
     tried = u.strengths_tried
     if u.strength != 1.0 and tried and u.strength in (min(tried), max(tried)):
         ci = u.strength_interval or [0.0, 0.0, 0.0]
-        out.append(Finding(level="amber", check="choices", title=f"the tuned correction's strength {u.strength} is at the edge of the grid it was chosen from",
+        out.append(Finding(level="amber", check="choices", title=f"the tuned correction's strength {u.strength} is at the edge of the grid it was "
+                                                                 "chosen from",
                            evidence=(f"tried {', '.join(str(x) for x in tried)}; validation loss minus strength 1's {ci[0]:+.4f} "
                                      f"[{ci[1]:+.4f}, {ci[2]:+.4f}] on pseudo-queries — the best may lie beyond the grid, or be an artefact of them"),
                            threshold="a strength other than 1 at the smallest or largest tried: amber"))
@@ -161,10 +171,12 @@ def _choices(a: Audit, t: AuditThresholds) -> list[Finding]:
         by = e["mrr_by_weight"]
         best = max(by, key=lambda w: by[w])
         m, lo, hi = e["best_fixed_minus_rule"]
-        out.append(Finding(level="green", check="choices", title=f"search fuses BM25 by the {u.fusion} rule, fixed in advance ({u.teacher_chosen_on})",
-                           evidence=(f"MRR@10 on the run's {e['label_queries']} LLM queries: rule {e['rule_mrr']:.3f}, the best fixed BM25 share ({best}) "
-                                     f"{by[best]:.3f} ({m:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]): recorded, not acted on — these queries reuse their "
-                                     "item's words and favour BM25 more than users' queries do; `retable audit RUN --probe BEIR_DIR` measures the rule on real queries"),
+        out.append(Finding(level="green", check="choices", title=f"search fuses BM25 by the {u.fusion} rule, fixed in advance "
+                                                                 f"({u.teacher_chosen_on})",
+                           evidence=(f"MRR@10 on the run's {e['label_queries']} LLM queries: rule {e['rule_mrr']:.3f}, the best fixed BM25 share "
+                                     f"({best}) {by[best]:.3f} ({m:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]): recorded, not acted on — these "
+                                     "queries reuse their item's words and favour BM25 more than users' queries do; `retable audit RUN --probe "
+                                     "BEIR_DIR` measures the rule on real queries"),
                            threshold="nothing is chosen on this run's queries, so nothing is judged"))
     return out
 
@@ -203,7 +215,8 @@ def _collisions(a: Audit, t: AuditThresholds) -> list[Finding]:
     return [Finding(level=_band(c.indistinct_rate_by_query_mass, t.collision_mass_red, t.collision_mass_amber, low_is_bad=False), check="collisions",
                     title="query mass on items the adapter cannot tell apart",
                     evidence=(f"{100 * c.indistinct_rate_by_query_mass:.1f}% of query mass, {100 * c.indistinct_rate:.1f}% of items "
-                              f"(sharing all codes: {100 * c.collision_rate:.1f}% of items, {100 * c.collision_rate_by_query_mass:.1f}% of query mass)"),
+                              f"(sharing all codes: {100 * c.collision_rate:.1f}% of items, {100 * c.collision_rate_by_query_mass:.1f}% of query "
+                              "mass)"),
                     threshold=f"> {t.collision_mass_amber:.2f} amber, > {t.collision_mass_red:.2f} red (audit.collision_mass_*)")]
 
 

@@ -11,50 +11,26 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from retable.metrics import K, dense_reciprocal_ranks, paired_interval, reciprocal_ranks
+
 MAX_QUERIES = 2000  # a sample of the held-out pseudo-queries: enough for a tight interval, cheap on a large corpus
-K = 10
 
 
 class LossEvidence(BaseModel):
-    items: Literal["real", "synthetic"] = Field(description="whose pseudo-queries: the user's items (indexed or corpus mode) or the run's synthetic ones")
+    items: Literal["real", "synthetic"] = Field(description="whose pseudo-queries: the user's items (indexed or corpus mode) or the run's synthetic "
+                                                            "ones")
     n_items: int = Field(description="items searched")
     n_queries: int = Field(description="held-out pseudo-queries read")
-    mrr_at_10: dict[str, float] = Field(description="frozen_flat, adapted (the shipped table, dense) and bm25 (shown, not judged: the queries are cut from the items' words)")
+    mrr_at_10: dict[str, float] = Field(description="frozen_flat, adapted (the shipped table, dense) and bm25 (shown, not judged: the queries are "
+                                                    "cut from the items' words)")
     delta: float = Field(description="adapted − frozen_flat, MRR@10")
     ci_low: float = Field(description="paired bootstrap 95% interval of delta over the queries")
     ci_high: float
     indexed: dict | None = Field(None, description="index.json of `retable index`: the corpus, refit or kept codes, the tuning's best epoch")
 
 
-def reciprocal_ranks(q: np.ndarray, vecs: np.ndarray, pos: np.ndarray, batch: int = 512) -> np.ndarray:
-    """1/rank of each query's own item when it is in the top K (ties counted against it), else 0; a batch at a time."""
-    from retable.adapters.tune import positive_ranks
-
-    vecs = np.asarray(vecs, dtype=np.float32)
-    ranks = np.concatenate([positive_ranks(np.asarray(q[i:i + batch], dtype=np.float32) @ vecs.T, pos[i:i + batch])
-                            for i in range(0, len(q), batch)])
-    return np.where(ranks < K, 1.0 / (ranks + 1), 0.0)
-
-
-def lexical_reciprocal_ranks(lexical, texts: list[str], pos: np.ndarray) -> np.ndarray:
-    _, rows = lexical.top(texts, K)
-    hit = rows == pos[:, None]
-    return np.where(hit.any(axis=1), 1.0 / (hit.argmax(axis=1) + 1), 0.0)
-
-
-def paired_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    from scipy.stats import bootstrap
-
-    diff = a - b
-    if len(diff) < 2 or np.all(diff == diff[0]):
-        return float(diff.mean()), float(diff.mean())
-    ci = bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=1000, random_state=0, method="percentile").confidence_interval
-    return float(ci.low), float(ci.high)
-
-
 def loss_evidence(run, config, adapter) -> LossEvidence | None:
     """`run`: the parent RunFolder; `adapter`: the shipped Adapter (the indexed one when there is one)."""
-    from retable.adapters.indexing import indexed_record
     from retable.adapters.teaching import run_item_splits
     from retable.runfiles import ADAPTER_LEXICAL
 
@@ -72,14 +48,14 @@ def loss_evidence(run, config, adapter) -> LossEvidence | None:
         held = np.sort(np.random.default_rng(config.seed).choice(held, MAX_QUERIES, replace=False))
     q, pos = np.asarray(src.pseudo_emb()[held], dtype=np.float32), pos_all[held]
     item_emb = np.asarray(src.item_emb(), dtype=np.float32)
-    rr = {"frozen_flat": reciprocal_ranks(q, item_emb, pos),
-          "adapted": reciprocal_ranks(adapter.query_vectors(q), adapter.item_vectors(item_emb, [it.id for it in items]), pos)}
+    rr = {"frozen_flat": dense_reciprocal_ranks(q, item_emb, pos),
+          "adapted": dense_reciprocal_ranks(adapter.query_vectors(q), adapter.item_vectors(item_emb, [it.id for it in items]), pos)}
     lexical_dir = adapter.folder / ADAPTER_LEXICAL
     if lexical_dir.is_dir():
-        from retable.teacher.lexical import Lexical
+        from retable.retrieval.lexical import Lexical
 
-        rr["bm25"] = lexical_reciprocal_ranks(Lexical.load(lexical_dir), [pseudo[i].text for i in held], pos)
+        rr["bm25"] = reciprocal_ranks(Lexical.load(lexical_dir).top([pseudo[i].text for i in held], K)[1], pos)
     low, high = paired_interval(rr["adapted"], rr["frozen_flat"])
     return LossEvidence(items="real" if all(it.source == "corpus" for it in items) else "synthetic", n_items=len(items), n_queries=len(held),
                         mrr_at_10={k: float(v.mean()) for k, v in rr.items()}, delta=float(rr["adapted"].mean() - rr["frozen_flat"].mean()),
-                        ci_low=low, ci_high=high, indexed=indexed_record(run))
+                        ci_low=low, ci_high=high, indexed=run.index_record())

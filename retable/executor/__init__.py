@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 
-from retable.search_index import top_k_rows
+from retable.retrieval.dense import top_k_rows
 
 
 class LocalExecutor:

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from retable.errors import BudgetExhausted, UserError
-from retable.search_index import build
+from retable.retrieval.dense import build
 
 SEARCH_BATCH = 1024  # queries per search task
 ENCODE_BATCH = 256  # texts per encoding batch
@@ -35,7 +35,8 @@ def init_ray():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
         except ConnectionError as exc:
-            raise UserError(f"cannot join the Ray cluster at RAY_ADDRESS={address} ({exc}) — check the address or unset it to run Ray locally") from None
+            raise UserError(f"cannot join the Ray cluster at RAY_ADDRESS={address} ({exc}) — "
+                            "check the address or unset it to run Ray locally") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # a line per finished dataset, and one about the bars it hides
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # retable shows its own bar
@@ -54,7 +55,8 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise UserError(f"no Ray cluster answers at RAY_ADDRESS={address} ({exc.strerror or exc}) — start it, fix the address, or unset it to run Ray locally") from None
+        raise UserError(f"no Ray cluster answers at RAY_ADDRESS={address} ({exc.strerror or exc}) — start it, fix the address, or unset it to run "
+                        "Ray locally") from None
 
 
 class _Calls:
@@ -95,7 +97,7 @@ class _Encode:
     encoder_backend = ""
 
     def __init__(self):
-        from retable.adapters.encoder import Encoder
+        from retable.encoder.frozen import Encoder
 
         self.encoder = Encoder(self.encoder_name, self.encoder_backend)
 
@@ -114,7 +116,7 @@ class _Search:
         import faiss
         import ray
 
-        from retable.search_index import search
+        from retable.retrieval.dense import search
 
         ids = batch["id"]
         index = faiss.deserialize_index(ray.get(self.index_ref))
@@ -209,7 +211,8 @@ class RayExecutor:
         queries_ref = self.ray.put(np.ascontiguousarray(query_emb))
         ds = self.ray.data.range(len(query_emb), override_num_blocks=max(1, -(-len(query_emb) // SEARCH_BATCH)))
         rows = np.full((len(query_emb), k), -1, dtype=np.int64)
-        for batch in ds.map_batches(_Search(index_ref, items_ref, queries_ref, k), batch_size=SEARCH_BATCH).iter_batches(batch_format="numpy", batch_size=None):
+        for batch in ds.map_batches(_Search(index_ref, items_ref, queries_ref, k),
+                                    batch_size=SEARCH_BATCH).iter_batches(batch_format="numpy", batch_size=None):
             rows[batch["id"]] = batch["rows"]
         return rows
 

@@ -250,7 +250,8 @@ class BatchedEngine:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
         for s in (lib.llama_sampler_init_top_k(40), lib.llama_sampler_init_typical(1.0, 1), lib.llama_sampler_init_top_p(0.95, 1),
-                  lib.llama_sampler_init_min_p(0.05, 1), lib.llama_sampler_init_temp(request.temperature), lib.llama_sampler_init_dist(request.seed & 0xFFFFFFFF)):
+                  lib.llama_sampler_init_min_p(0.05, 1), lib.llama_sampler_init_temp(request.temperature),
+                  lib.llama_sampler_init_dist(request.seed & 0xFFFFFFFF)):
             lib.llama_sampler_chain_add(chain, s)
         return chain
 

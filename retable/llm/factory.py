@@ -16,7 +16,8 @@ def make_llm(config: RunConfig, api_key: str | None = None) -> LLM:
         from retable.llm.pool import EndpointPool
 
         retries = min(config.llm_retries, 1)  # the pool's failover is the retry
-        pool = EndpointPool([(OpenAICompatLLM(config.model, e.url, api_key, timeout=config.llm_timeout, max_retries=retries), e.concurrency or config.concurrency)
+        pool = EndpointPool([(OpenAICompatLLM(config.model, e.url, api_key, timeout=config.llm_timeout, max_retries=retries),
+                              e.concurrency or config.concurrency)
                              for e in config.endpoints], cooldown=config.endpoint_cooldown)
         pool.check_reachable()
         return pool

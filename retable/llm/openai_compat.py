@@ -24,7 +24,8 @@ class OpenAICompatLLM(LLM):
     parallel_safe = True
     supports_schema = True
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0, max_retries: int = 3):
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 120.0,
+                 max_retries: int = 3):
         base_url = base_url or os.environ.get("RETABLE_BASE_URL")
         model = model or os.environ.get("RETABLE_MODEL")
         if not model:
@@ -72,7 +73,8 @@ class OpenAICompatLLM(LLM):
         if exc.status_code in (401, 403):
             return UserError(f"{self._where()} refused the API key — pass --api-key or set RETABLE_API_KEY")
         failure = EndpointDown if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else UserError  # another replica may do better
-        return failure(f"LLM server at {self._where()} failed with HTTP {exc.status_code} after retries — check the server and rerun; finished calls are cached")
+        return failure(f"LLM server at {self._where()} failed with HTTP {exc.status_code} after retries — check the server and rerun; finished "
+                       "calls are cached")
 
     def generate(self, messages: list[Message], schema: dict, *, temperature: float, max_tokens: int, seed: int) -> Reply:
         while True:
@@ -88,13 +90,15 @@ class OpenAICompatLLM(LLM):
                     continue
                 raise self._status_error(exc) from None
             except self._openai.APITimeoutError:
-                raise EndpointDown(f"the LLM at {self._where()} did not answer within {self._timeout:g} s, {self._retries} retries included — check the server or raise llm_timeout; finished calls are cached") from None
+                raise EndpointDown(f"the LLM at {self._where()} did not answer within {self._timeout:g} s, {self._retries} retries included — check "
+                                   "the server or raise llm_timeout; finished calls are cached") from None
             except self._openai.APIConnectionError:
                 raise EndpointDown(f"no LLM reachable at {self._where()} — start one or drop --base-url to use the embedded model") from None
             except self._openai.APIResponseValidationError:
                 out = None
                 break
         if not getattr(out, "choices", None):
-            raise EndpointDown(f"the server at {self._where()} did not answer with an OpenAI chat completion — check that --base-url is an OpenAI-compatible /v1 endpoint; finished calls are cached")
+            raise EndpointDown(f"the server at {self._where()} did not answer with an OpenAI chat completion — check that --base-url is an "
+                               "OpenAI-compatible /v1 endpoint; finished calls are cached")
         usage = out.usage
         return Reply(out.choices[0].message.content or "", usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)

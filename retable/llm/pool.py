@@ -101,7 +101,8 @@ class EndpointPool(LLM):
             i = self._acquire(tried, first=seed % len(self.members))
             if i is None:
                 last = last or next((m.errors[-1] for m in self.members if m.errors), "none")
-                raise EndpointDown(f"every LLM endpoint failed or is resting ({len(self.members)} in the pool; last error: {last}) — check the servers and rerun; finished calls are cached")
+                raise EndpointDown(f"every LLM endpoint failed or is resting ({len(self.members)} in the pool; last error: {last}) — check the "
+                                   "servers and rerun; finished calls are cached")
             try:
                 reply = self.members[i].llm.generate(messages, schema, temperature=temperature, max_tokens=max_tokens, seed=seed)
             except EndpointDown as exc:

@@ -40,46 +40,6 @@ def adapter_checksum(folder: Path) -> str:
     return fingerprint([sha256_file(folder / name) for name in ADAPTER_FILES])
 
 
-def write_db(run_dir: Path, out: Path, log=print) -> Path:
-    """Writes the shipped adapter's item vectors, ids and texts into a new LanceDB folder `out` (an earlier
-    one for any adapter is replaced, once the new one is whole), with a full-text index on the text."""
-    import pyarrow as pa
-
-    from retable.adapters.artifact import load_adapter
-    from retable.files import replacing_folder, write_json
-    from retable.serving.export import check_out
-
-    out = Path(out)
-    check_out(out, DB_META)
-    lancedb = _lancedb()
-    index = load_adapter(run_dir)
-    folder = index.adapter.folder
-    n, dim = index._vectors.shape
-    with replacing_folder(out, "database") as tmp:
-        table = None
-        texts = index.texts(index.ids)
-        for start in range(0, n, WRITE_BATCH):
-            stop = min(n, start + WRITE_BATCH)
-            batch = pa.table({
-                "row": pa.array(np.arange(start, stop), pa.int64()),
-                "id": pa.array(index.ids[start:stop], pa.string()),
-                "text": pa.array(texts[start:stop], pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(index._vectors[start:stop], dtype=np.float32).ravel()), dim),
-            })
-            if table is None:
-                table = lancedb.connect(str(tmp)).create_table(DB_TABLE, data=batch)
-            else:
-                table.add(batch)
-        if index.hybrid:
-            from lancedb.index import FTS
-
-            table.create_index("text", config=FTS())  # English stems and stop words, as retable's BM25 has
-        write_json(tmp / DB_META, {"format": DB_FORMAT, "adapter": str(folder), "adapter_checksum": adapter_checksum(folder),
-                                   "n_items": n, "dim": dim, "table": DB_TABLE, "full_text": index.hybrid})
-    log(f"wrote {n} item vectors of {folder} into LanceDB {out} (table {DB_TABLE!r}); search it with retable search RUN --db {out}")
-    return out
-
-
 def _open(path: Path, adapter) -> object:
     """The database's table, checked: a LanceDB folder written by retable for this very adapter, whole."""
     import json
@@ -101,9 +61,11 @@ def _open(path: Path, adapter) -> object:
         table = _lancedb().connect(str(path)).open_table(DB_TABLE)
         rows = table.count_rows()
     except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"--db {path} does not open ({str(exc).splitlines()[0][:100]}) — write it again with `retable export RUN --to lancedb {path}`") from None
+        raise UserError(f"--db {path} does not open ({str(exc).splitlines()[0][:100]}) — write it again with `retable export RUN --to lancedb "
+                        f"{path}`") from None
     if rows != n_items or n_items != len(adapter.item_ids):
-        raise UserError(f"--db {path} holds {rows} items, the adapter {len(adapter.item_ids)} — write it again with `retable export RUN --to lancedb {path}`")
+        raise UserError(f"--db {path} holds {rows} items, the adapter {len(adapter.item_ids)} — write it again with `retable export RUN --to "
+                        f"lancedb {path}`")
     return table
 
 
@@ -129,7 +91,7 @@ class DbIndex(AdapterIndex):
 
     def _fuse(self, dense_top, lexical_top, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The fusion of the in-memory path, on the candidates' vectors read from the database (rows renumbered locally)."""
-        from retable.teacher.fusion import Candidates
+        from retable.retrieval.fusion import Candidates
 
         union = np.unique(np.concatenate([dense_top[1][0], lexical_top[1][0]]))
         union = union[union >= 0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from retable.errors import UserError
-from retable.files import replacing_folder
+from retable.files import check_out, replacing_folder
 
 FORMATS = ("sentence-transformers", "lancedb")
 CHECK_TEXTS = ("statins and the risk of breast cancer", "How do I reset my router?", "protein folding by cryo-EM")
@@ -21,18 +21,8 @@ def export(run_dir: Path, fmt: str, out: Path, log=print) -> Path:
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r} — use one of {list(FORMATS)}")
     if fmt == "lancedb":
-        from retable.serving.db import write_db
-
         return write_db(run_dir, out, log=log)
     return to_sentence_transformers(run_dir, out, log=log)
-
-
-def check_out(out: Path, marker: str) -> None:
-    """`out` may be new, empty, or an earlier export of this kind (it holds `marker`): that one is replaced."""
-    if out.is_file() or out.is_symlink():
-        raise UserError(f"{out} is a file — give a folder to export into")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise UserError(f"{out} is a folder that holds other files — give a new or empty folder (an earlier export there is replaced)")
 
 
 def to_sentence_transformers(run_dir: Path, out: Path, log=print) -> Path:
@@ -42,8 +32,8 @@ def to_sentence_transformers(run_dir: Path, out: Path, log=print) -> Path:
     from sentence_transformers import SentenceTransformer
 
     from retable.adapters.artifact import LEARNED, Adapter, adapter_folder
-    from retable.adapters.encoder import Encoder
-    from retable.adapters.onnx_encoder import ONNX_INT8
+    from retable.encoder.frozen import Encoder
+    from retable.encoder.onnx import ONNX_INT8
     from retable.runlock import adapter_lock
     from retable.serving.st_module import ADAPTER_DIR, ENCODER_DIR, ONNX_FILE, AdaptedEncoder
     from retable.serving.text_vectors import TextVectors, check_text_function
@@ -71,4 +61,45 @@ def to_sentence_transformers(run_dir: Path, out: Path, log=print) -> Path:
             if diff > MAX_DIFF:
                 raise UserError(f"the exported model's vectors differ from the adapter's by {diff:.2g} (> {MAX_DIFF}) — nothing was written to {out}")
     log(f"exported {folder} ({adapter.table.kind}, {adapter.variant} encoder) to {out}: SentenceTransformer({str(out)!r}, trust_remote_code=True)")
+    return out
+
+
+def write_db(run_dir: Path, out: Path, log=print) -> Path:
+    """Writes the shipped adapter's item vectors, ids and texts into a new LanceDB folder `out` (an earlier
+    one for any adapter is replaced, once the new one is whole), with a full-text index on the text."""
+    import pyarrow as pa
+
+    from retable.files import check_out, replacing_folder, write_json
+    from retable.serving.db import DB_FORMAT, DB_META, DB_TABLE, WRITE_BATCH, _lancedb, adapter_checksum
+    from retable.serving.load import load_adapter
+
+    out = Path(out)
+    check_out(out, DB_META)
+    lancedb = _lancedb()
+    index = load_adapter(run_dir)
+    folder = index.adapter.folder
+    n, dim = index._vectors.shape
+    with replacing_folder(out, "database") as tmp:
+        table = None
+        texts = index.texts(index.ids)
+        for start in range(0, n, WRITE_BATCH):
+            stop = min(n, start + WRITE_BATCH)
+            batch = pa.table({
+                "row": pa.array(np.arange(start, stop), pa.int64()),
+                "id": pa.array(index.ids[start:stop], pa.string()),
+                "text": pa.array(texts[start:stop], pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(index._vectors[start:stop], dtype=np.float32).ravel()),
+                                                            dim),
+            })
+            if table is None:
+                table = lancedb.connect(str(tmp)).create_table(DB_TABLE, data=batch)
+            else:
+                table.add(batch)
+        if index.hybrid:
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS())  # English stems and stop words, as retable's BM25 has
+        write_json(tmp / DB_META, {"format": DB_FORMAT, "adapter": str(folder), "adapter_checksum": adapter_checksum(folder),
+                                   "n_items": n, "dim": dim, "table": DB_TABLE, "full_text": index.hybrid})
+    log(f"wrote {n} item vectors of {folder} into LanceDB {out} (table {DB_TABLE!r}); search it with retable search RUN --db {out}")
     return out

@@ -45,7 +45,7 @@ class RetableRetriever(BaseRetriever):
     _index: Any = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any) -> None:
-        from retable.adapters.artifact import load_adapter
+        from retable.serving.load import load_adapter
 
         self._index = load_adapter(self.path, db=self.db)
 

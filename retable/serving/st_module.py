@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from sentence_transformers.sentence_transformer.modules import InputModule
 
-from retable.adapters.onnx_encoder import ONNX_INT8
+from retable.encoder.onnx import ONNX_INT8
 
 ENCODER_DIR, ADAPTER_DIR, ONNX_FILE = "encoder", "adapter", "onnx/model_int8.onnx"
 
@@ -26,7 +26,7 @@ class AdaptedEncoder(InputModule):
     def __init__(self, folder: str, encoder_variant: str):
         super().__init__()
         from retable.adapters.artifact import Adapter
-        from retable.adapters.encoder import Encoder
+        from retable.encoder.frozen import Encoder
         from retable.serving.text_vectors import TextVectors, check_text_function
 
         root = Path(folder)

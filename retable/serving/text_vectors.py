@@ -49,7 +49,7 @@ class TextVectors:
 def load_text_vectors(path, encoder_backend: str | None = None) -> TextVectors:
     """TextVectors of an adapter folder or run folder (its shipped adapter), with the encoder it was made with."""
     from retable.adapters.artifact import adapter_folder
-    from retable.adapters.encoder import Encoder
+    from retable.encoder.frozen import Encoder
     from retable.runlock import adapter_lock
 
     folder = adapter_folder(path)

@@ -1,2 +1,3 @@
-"""The teacher: a retriever stronger in-domain than the frozen encoder it teaches. BM25 over the
-items' words and the frozen encoder's scores, fused with a weight chosen on the run's own labels."""
+"""The teacher: a retriever stronger in-domain than the frozen encoder it teaches — BM25 over the items'
+words fused with the frozen encoder's scores (retrieval/fusion.py) — and the stage that labels every
+training query's candidates with it."""

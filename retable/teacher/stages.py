@@ -1,6 +1,5 @@
-"""The `pseudo` and `teacher` stages. `pseudo` writes LLM-free queries for every item (their formats
-name their source) and embeds them. `teacher` builds BM25 over the items, fuses it with the frozen
-encoder by the prior rule (teacher/fusion.py) or the share set, records how fixed shares rank the run's
+"""The `teacher` stage. It builds BM25 over the items, fuses it with the frozen
+encoder by the prior rule (retrieval/fusion.py) or the share set, records how fixed shares rank the run's
 LLM queries (each labelled with the item it was written from), and scores the candidates of every
 training query: the LLM queries the filter kept and the pseudo-queries."""
 
@@ -15,25 +14,14 @@ from retable.stage import Context, Stage
 MIN_LABEL_QUERIES = 30  # LLM queries below which the evidence on fixed shares is not recorded
 
 
-def _pseudo(ctx: Context) -> None:
-    from retable.agent.pseudo import pseudo_queries
-
-    queries = pseudo_queries(ctx.run.items(), ctx.config.seed, tuple(ctx.config.pseudo_formats))
-    ctx.log(f"pseudo: {len(queries)} LLM-free queries for {len(ctx.run.items())} items")
-    ctx.run.write_pseudo(queries, ctx.encoder.encode([q.text for q in queries], progress=len(queries) > 2000))
-
-
-PSEUDO_STAGE = Stage("pseudo", _pseudo, writes=(PSEUDO, PSEUDO_EMB), reads=(ITEMS, ROUND_ITEMS), config=("seed", "encoder", "encoder_backend", "pseudo_formats"))
-
-
 def _evidence(ctx: Context, cands_for, item_row: dict[str, int], fusion) -> dict:
     """How fixed BM25 shares and the rule rank the LLM queries that passed every check but rank (kept, or
     dropped only for their rank) — recorded for the audit, never used to move the rule: these queries
     reuse their item's words, so they lean toward BM25 more than users' queries do."""
     import numpy as np
 
-    from retable.evals.loss import paired_interval
-    from retable.teacher.fusion import WEIGHTS, reciprocal_ranks
+    from retable.metrics import paired_interval, reciprocal_ranks
+    from retable.retrieval.fusion import WEIGHTS
 
     q_row = {q.id: i for i, q in enumerate(ctx.run.queries())}
     labelled = [p for p in ctx.run.kept()] + [p for p in ctx.run.dropped() if p.reason == "round_trip_rank"]
@@ -52,8 +40,8 @@ def _evidence(ctx: Context, cands_for, item_row: dict[str, int], fusion) -> dict
 
 def candidates(lexical, item_emb, texts: list[str], emb, k: int):
     """Both retrievers' top k of each query (texts and their embeddings), as fusion candidates."""
-    from retable.search_index import top_k
-    from retable.teacher.fusion import Candidates
+    from retable.retrieval.dense import top_k
+    from retable.retrieval.fusion import Candidates
 
     return Candidates.build(top_k(item_emb, emb, k, ann_threshold=len(item_emb)), lexical.top(texts, k), item_emb, emb)
 
@@ -61,8 +49,8 @@ def candidates(lexical, item_emb, texts: list[str], emb, k: int):
 def _teacher(ctx: Context) -> None:
     import numpy as np
 
-    from retable.teacher.fusion import Fusion
-    from retable.teacher.lexical import Lexical
+    from retable.retrieval.fusion import Fusion
+    from retable.retrieval.lexical import Lexical
 
     run, k = ctx.run, ctx.config.teacher_candidates
     items, item_emb = run.items(), run.item_emb()

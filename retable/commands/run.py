@@ -1,6 +1,6 @@
-"""`retable adapt`, `retable generate` and `retable audit`: each a list of stages, run by one runner
-(`retable.stage.run_stages`). The stages declare their own contracts; this module only wires the
-shared parts (run folder, LLM client, encoder, executor) into a Context."""
+"""`retable adapt`, `retable generate` and `retable audit`: each a list of stages (commands/stages.py), run by
+one runner (`retable.stage.run_stages`). This module opens and checks the run folder and wires the shared
+parts (LLM client, encoder, executor) into a Context; `retable index` and `retable eval` reuse it."""
 
 from __future__ import annotations
 
@@ -10,45 +10,24 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from retable.adapters.stages import CODES_STAGE, MIN_ITEMS, TUNE_STAGE
-from retable.agent.stages import EXPORT, data_stages
+from retable.adapters.stages import MIN_ITEMS
+from retable.commands.stages import adapt_stages, audit_stages, generate_stages, index_stages
 from retable.config import RunConfig
 from retable.errors import UserError
-from retable.evals.stages import AUDIT_STAGES
 from retable.executor import make_executor
 from retable.files import check_corpus
 from retable.llm import LLM, LLMClient, UsageLog
 from retable.llm.cache import CallCache
 from retable.prompts import Prompts
-from retable.runfiles import ADAPTER, ADAPTER_META, CONFIG, GENERATED, ITEMS, KEPT, LLM_CACHE, LOCK, MANIFEST, QUERIES, REPORT_HTML, SPLITS, TUNE, RunFolder
+from retable.runfiles import (ADAPTER, ADAPTER_META, CONFIG, DESCRIPTION, GENERATED, INDEX_RECORD, INDEXED, ITEMS, KEPT, LLM_CACHE, LOCK, MANIFEST,
+                              QUERIES,
+                              REPORT_HTML, SPLITS, TUNE, RunFolder)
 from retable.runlock import locked_run
 from retable.runstate import RunState
-from retable.stage import Context, Stage, run_stages
-from retable.teacher.stages import PSEUDO_STAGE, TEACHER_STAGE
+from retable.stage import Context, run_stages
 
-
-# settings that change no stage's output, so they key none (tests/test_stages.py holds every other one to a stage)
-NOT_KEYED = {
-    "base_url": "the server that answers; LLM replies are cached by model, not by server",
-    "endpoints": "the same, for a pool of servers",
-    "endpoint_cooldown": "when a failed endpoint is tried again",
-    "llm_timeout": "how long a remote request may take",
-    "llm_retries": "how often a failed remote request is retried",
-    "concurrency": "requests in flight; replies are the same as one at a time",
-    "llm_parallel": "how the embedded model schedules its calls; replies are cached under the same keys either way, so a rerun asks nothing",
-    "llm_weights": "the same model's weights in another encoding; like llm_parallel it changes numerics, not what is asked, and replies are cached under the model's name",
-    "executor": "where work runs; Ray and local write the same files (tests/test_executor_ray.py)",
-    "hard_negatives": "only the contrastive tables of `retable eval --baselines` mine them; `adapt` tunes on the teacher's candidates",
-    "strict": "whether a corpus with empty documents is refused; when it is not refused the items are the same either way",
-}
-
-
-def adapt_stages(corpus: bool) -> list[Stage]:
-    return [*data_stages(corpus), PSEUDO_STAGE, TEACHER_STAGE, CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES]
-
-
-def generate_stages(corpus: bool) -> list[Stage]:
-    return [*data_stages(corpus), EXPORT]
+# what `retable adapt`'s audit reads of RUN/indexed/ once `retable index` ran (absent before: keyed as absent)
+BY_INDEX = frozenset(f"{INDEXED}/{w}" for w in {w for s in index_stages(False) + index_stages(True) for w in s.writes} | {INDEX_RECORD})
 
 
 RUN_MARKERS = (MANIFEST, LLM_CACHE, LOCK)  # a folder holding one of these is a retable run (perhaps an unfinished one)
@@ -78,7 +57,8 @@ def prepare_run_dir(run_dir: Path) -> bool:
 
 
 def open_context(run_dir: Path, config: RunConfig, make_llm: Callable[[], LLM], *, prompts: Prompts | None = None, log=print,
-                 description: str | None = None, corpus: Path | None = None, probe: Path | None = None) -> tuple[Context, CallCache]:
+                 description: str | None = None, corpus: Path | None = None, probe: Path | None = None,
+                 parent: RunFolder | None = None) -> tuple[Context, CallCache]:
     """The Context stages share; the LLM and the encoder are made on first use."""
     usage = UsageLog()
     cache = CallCache(run_dir / LLM_CACHE)
@@ -89,12 +69,13 @@ def open_context(run_dir: Path, config: RunConfig, make_llm: Callable[[], LLM], 
                          usage=usage, budget_tokens=config.budget_tokens, concurrency=config.concurrency, executor=executor)
 
     def make_encoder():
-        from retable.adapters.encoder import Encoder
+        from retable.encoder.frozen import Encoder
 
         return executor.wrap_encoder(Encoder(config.encoder, config.encoder_backend))
 
     ctx = Context(run=RunFolder(run_dir), config=config, state=RunState(run_dir, usage, log), prompts=prompts or Prompts(), make_client=make_client,
-                  make_encoder=make_encoder, executor=executor, log=log, description=description, corpus=corpus, probe=probe)
+                  make_encoder=make_encoder, executor=executor, log=log, description=description, corpus=corpus, probe=probe,
+                  parent=parent)
     return ctx, cache
 
 
@@ -105,8 +86,8 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     if corpus is not None:  # bad input fails before any LLM call
         n_items = check_corpus(corpus, strict=config.strict, log=log)
         if n_items < MIN_ITEMS and not generate_only:
-            raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to train a quantizer; "
-                            "give a larger --corpus, or use `retable generate` for the pairs alone")
+            raise UserError(f"corpus {corpus} has {n_items} item{'s' if n_items != 1 else ''} — at least {MIN_ITEMS} are needed to train a "
+                            "quantizer; give a larger --corpus, or use `retable generate` for the pairs alone")
     new, paid = prepare_run_dir(run_dir), True
     try:
         with locked_run(run_dir):
@@ -115,7 +96,8 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
             ctx.run.write_description(description)  # `retable audit` reads it back
             ctx.run.write_prompts_dir(ctx.prompts.override_dir)  # and renders its judge with the same templates
             try:
-                run_stages(generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None), ctx)
+                stages = generate_stages(corpus is not None) if generate_only else adapt_stages(corpus is not None)
+                run_stages(stages, ctx, given=frozenset({DESCRIPTION}) | BY_INDEX)
             finally:
                 if hasattr(llm, "stats"):  # a pool of endpoints: calls, failures and resting state of each
                     ctx.run.write_endpoints(llm.stats())
@@ -164,7 +146,8 @@ def run_audit(run_dir: Path, *, probe: Path | None = None, judge_pairs: int | No
         ctx, cache = open_context(run_dir, config, lambda: make_llm(config, api_key), prompts=Prompts(prompts) if prompts else None, log=log,
                                   description=run.description(), probe=probe)
         try:
-            run_stages(AUDIT_STAGES, ctx, force=frozenset({"audit", "report"}))
+            finished = frozenset(w for s in adapt_stages(False) for w in s.writes)  # a finished run holds what adapt wrote
+            run_stages(audit_stages(), ctx, force=frozenset({"audit", "report"}), given=finished | {DESCRIPTION} | BY_INDEX)
         finally:
             cache.close()
     return ctx.run.path(REPORT_HTML), json.loads(ctx.run.audit_json())["verdict"]

@@ -11,7 +11,7 @@ import numpy as np
 from retable.adapters.collisions import colliding_heads
 from retable.adapters.quantizer import Quantizer
 from retable.adapters.table import CodeTable, new_table
-from retable.adapters.tune import PairSet, TuneResult, tune_table
+from retable.baselines.contrastive import PairSet, TuneResult, tune_table
 from retable.config import RunConfig
 from retable.records import Pair
 

@@ -27,7 +27,8 @@ from retable.runfiles import (ADAPTER, BRIEF, CODES, DESCRIPTION, DROPPED, ITEM_
                               ROUND_FILES, RunFolder)
 from retable.runstate import RunState
 from retable.stage import Context
-from retable.teacher.stages import PSEUDO_STAGE, TEACHER_STAGE
+from retable.agent.stages import PSEUDO_STAGE
+from retable.teacher.stages import TEACHER_STAGE
 
 FAULTS = ("clean", "shuffled_pairs", "off_domain_items", "format_removed", "collapsed_table", "forced_collisions")
 # the check each fault should trip (others may fire too)

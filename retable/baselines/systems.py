@@ -10,9 +10,10 @@ import numpy as np
 
 from retable.adapters.artifact import Adapter, artifact_bytes, write_adapter
 from retable.adapters.table import KINDS
-from retable.adapters.training import Space, train_kind
+from retable.baselines.train import Space, train_kind
 from retable.config import RunConfig
-from retable.evals.metrics import evaluate, search, to_run
+from retable.metrics import evaluate, to_run
+from retable.retrieval.dense import exact_search
 from retable.records import Item
 from retable.runfiles import RunFolder
 
@@ -40,20 +41,22 @@ def table_system(kind: str, rp: RunPairs, adapter: Adapter, corpus_ids: list[str
     train, val = space.pairs(rp.splits["train"], rp.q_row, rp.i_row), space.pairs(rp.splits["val"], rp.q_row, rp.i_row)
     table, result, _ = train_kind(kind, quantizer, space, train, val, rp.config, collision_limit=rp.config.collision_residuals)
     with tempfile.TemporaryDirectory() as tmp:
-        write_adapter(Path(tmp), encoder_name=rp.config.encoder, encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant, quantizer=quantizer,
+        write_adapter(Path(tmp), encoder_name=rp.config.encoder, encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
+                      quantizer=quantizer,
                       table=table, codes=space.codes, item_ids=[it.id for it in rp.items], item_emb=rp.item_emb)
         trained = Adapter(Path(tmp))
         size = artifact_bytes(Path(tmp))
         vectors = trained.item_vectors(corpus_emb, corpus_ids)
         queries = trained.query_vectors(q_emb)
-    run = to_run(qids, corpus_ids, *search(vectors, queries, 100))
+    run = to_run(qids, corpus_ids, *exact_search(vectors, queries, 100))
     return {**evaluate(judged, run), "trainable_parameters": table.n_parameters(), "train_seconds": round(result.seconds, 2),
             "artifact_bytes": size, "best_epoch": result.best_epoch,
-            "train_loss": [round(h["loss"], 6) for h in result.history[1:]], "val_mrr@10": [round(result.initial_val_mrr, 6), round(result.best_val_mrr, 6)]}
+            "train_loss": [round(h["loss"], 6) for h in result.history[1:]],
+            "val_mrr@10": [round(result.initial_val_mrr, 6), round(result.best_val_mrr, 6)]}
 
 
 def finetune_system(rp: RunPairs, encoder, corpus: list[Item], query_texts: list[str], qids: list[str], judged: dict, epochs: int) -> dict:
-    from retable.adapters.finetune import finetune_encoder
+    from retable.baselines.finetune import finetune_encoder
 
     items = {it.id: it for it in rp.items}
     pairs = [(p.query, items[p.item_id].encode_text()) for p in rp.splits["train"]]
@@ -61,7 +64,7 @@ def finetune_system(rp: RunPairs, encoder, corpus: list[Item], query_texts: list
     kwargs = dict(normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
     corpus_emb = model.encode([it.encode_text() for it in corpus], show_progress_bar=True, **kwargs)
     q = model.encode(query_texts, **kwargs)
-    run = to_run(qids, [it.id for it in corpus], *search(corpus_emb, q, 100))
+    run = to_run(qids, [it.id for it in corpus], *exact_search(corpus_emb, q, 100))
     n_params = sum(p.numel() for p in model.parameters())
     return {**evaluate(judged, run), "trainable_parameters": n_params, "train_seconds": round(seconds, 2),
             "artifact_bytes": sum(p.numel() * p.element_size() for p in model.parameters()), "epochs": epochs}

@@ -71,3 +71,9 @@ def top_k(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int) 
 def top_k_rows(vecs: np.ndarray, queries: np.ndarray, k: int, *, ann_threshold: int) -> np.ndarray:
     """Only the rows of `top_k` (the filter's signature)."""
     return top_k(vecs, queries, k, ann_threshold=ann_threshold)[1]
+
+
+def exact_search(item_vecs: np.ndarray, query_vecs: np.ndarray, k: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product search with faiss: (scores, rows), each (n_queries, k). Measurements stay
+    exact at any size; serving and the filter switch to IVF-PQ above their threshold."""
+    return top_k(item_vecs, query_vecs, k, ann_threshold=max(len(item_vecs), 1))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from retable.adapters.table import CodeTable
+from retable.metrics import mrr_at_k
 
 
 def contrastive_loss(queries: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor, tau: float) -> torch.Tensor:
@@ -22,27 +23,6 @@ def contrastive_loss(queries: torch.Tensor, candidates: torch.Tensor, targets: t
     """
     logits = queries @ candidates.T / tau
     return F.cross_entropy(logits, targets)
-
-
-def positive_ranks(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
-    """0-based rank of each query's positive item. Ties count against: an item that collides with
-    others (same codes, same vector) does not win the tie."""
-    pos_scores = scores[np.arange(len(positives)), positives]
-    return (scores >= pos_scores[:, None]).sum(axis=1) - 1
-
-
-def recall_at_k(scores: np.ndarray, positives: np.ndarray, k: int = 10) -> float:
-    """Share of queries whose positive item is among the k highest scores."""
-    return float((positive_ranks(scores, positives) < k).mean()) if len(positives) else 0.0
-
-
-def mrr_at_k(scores: np.ndarray, positives: np.ndarray, k: int = 10) -> float:
-    """Mean reciprocal rank of the positive, 0 beyond rank k. More sensitive than recall@10 on
-    filtered pairs, whose positives all ranked in the frozen top 10 by construction."""
-    if not len(positives):
-        return 0.0
-    ranks = positive_ranks(scores, positives)
-    return float(np.where(ranks < k, 1.0 / (ranks + 1), 0.0).mean())
 
 
 @dataclass

