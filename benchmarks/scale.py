@@ -134,8 +134,8 @@ def _throughput(llm, jobs: int) -> dict:
     from retable.agent.queries import write_queries
     from retable.records import DomainBrief, Item, Persona
 
-    items = [Item(id=f"d{i}", title=f"study {i}", text=f"This study {i} measured {VOCAB[i % len(VOCAB)]} and {VOCAB[(3 * i) % len(VOCAB)]} in "
-                                                       "adults.")
+    items = [Item(id=f"d{i}", title=f"study {i}", text=f"This study {i} measured {VOCAB[i % len(VOCAB)]} "
+                                                       f"and {VOCAB[(3 * i) % len(VOCAB)]} in adults.")
              for i in range(jobs)]
     brief = DomainBrief(subtopics=["biomedicine"], item_kinds=["abstract"], vocabulary=["trial"],
                         personas=[Persona(name="clinician", intent="find evidence")])

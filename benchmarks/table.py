@@ -161,8 +161,8 @@ def markdown(rows: list[dict], command: str) -> str:
             a, b = r["without"], r["with"]
             lines.append(f"| {r['dataset']} | {r['m']}×{r['k']} | {100 * r['collision_rate']:.1f}% | {100 * r['collision_rate_by_query_mass']:.1f}% "
                          f"| {b['residual_items']} | {a['train_mrr@10']:.3f} / {b['train_mrr@10']:.3f} | {a['ndcg@10']:.4f} / {b['ndcg@10']:.4f} |")
-        at_default = ", ".join(f"{r['dataset']} {100 * r['collision_rate']:.1f}% of items (K={r['pq_k']}, {r['collision_residuals']} given a "
-                               "residual)" for r in rows)
+        at_default = ", ".join(f"{r['dataset']} {100 * r['collision_rate']:.1f}% of items (K={r['pq_k']}, "
+                               f"{r['collision_residuals']} given a residual)" for r in rows)
         lines += ["", "The residuals make the colliding training items separable (train MRR@10 → 1.0) but do not help the "
                   "real queries (nDCG@10 drops slightly): at this data scale they fit the synthetic queries. With the "
                   f"default M=48 the adapted runs collide far less: {at_default}."]

@@ -145,10 +145,10 @@ def eval_(
 @user_errors
 def audit(
     run_dir: Path = typer.Argument(..., help="A run folder written by `retable adapt`."),
-    probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, qrels/test.tsv): nDCG@10 before and "
-                                                    "after."),
-    judge_pairs: Optional[int] = typer.Option(None, help=f"Kept pairs the LLM judge reads. (default: the run's, {default('judge_pairs')} for new "
-                                                         "runs)"),
+    probe: Optional[Path] = typer.Option(None, help="BEIR folder of real queries (corpus.jsonl, queries.jsonl, "
+                                                    "qrels/test.tsv): nDCG@10 before and after."),
+    judge_pairs: Optional[int] = typer.Option(None, help="Kept pairs the LLM judge reads. (default: the "
+                                                         f"run's, {default('judge_pairs')} for new runs)"),
     api_key: Optional[str] = typer.Option(None, help="API key for a remote judge (or RETABLE_API_KEY / OPENAI_API_KEY)."),
     prompts: PromptsDir = None,
 ) -> None:
@@ -226,8 +226,8 @@ def index(
 @user_errors
 def export(
     run_dir: Path = typer.Argument(..., help="A finished run folder (its shipped adapter: indexed/ once `retable index` ran) or an adapter folder."),
-    out: Path = typer.Argument(..., help="The folder to write: new, empty, or an earlier export of the same kind (replaced once the new one is "
-                                         "whole)."),
+    out: Path = typer.Argument(..., help="The folder to write: new, empty, or an earlier export "
+                                         "of the same kind (replaced once the new one is whole)."),
     to: str = typer.Option(..., "--to", help="sentence-transformers: a model folder, SentenceTransformer(DIR, trust_remote_code=True), whose encode "
                                              "gives the adapter's vectors (pq_residual and residual tables). lancedb: the items' vectors and texts "
                                              "in a LanceDB table, for `retable search --db`."),

@@ -57,8 +57,8 @@ class RunConfig(BaseModel):
     endpoint_cooldown: float = Field(30.0, ge=0, description="seconds a failed endpoint rests before it gets requests again")
     executor: Literal["local", "ray"] = Field("local", description="ray: generation, encoding and the filter's search as Ray Data pipelines "
                                                                    "(RAY_ADDRESS joins a cluster)")
-    ann_threshold: int = Field(250_000, ge=1, description="above this many items, the filter's top-k search uses faiss IVF-PQ instead of an exact "
-                                                          "scan")
+    ann_threshold: int = Field(250_000, ge=1, description="above this many items, the filter's top-k search "
+                                                          "uses faiss IVF-PQ instead of an exact scan")
     llm_timeout: float = Field(120.0, gt=0, description="seconds one remote LLM request may take")
     llm_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) of a remote request on 429, 5xx, timeouts")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="LLM sampling temperature")
@@ -80,11 +80,11 @@ class RunConfig(BaseModel):
     price_per_million_tokens: dict[Literal["prompt", "completion"], float] | None = Field(
         None, description='e.g. {"prompt": 0.15, "completion": 0.6}: the report gives a cost per stage')
     filter_top_k: int = Field(10, ge=1, description="a pair is kept when its item ranks this high for its query, under the frozen encoder or BM25")
-    strict: bool = Field(False, description="refuse a corpus with documents that have neither title nor text (default: skip them, counted in a "
-                                            "warning)")
+    strict: bool = Field(False, description="refuse a corpus with documents that have neither title "
+                                            "nor text (default: skip them, counted in a warning)")
     pseudo_formats: list[Literal[PSEUDO_FORMATS]] = Field(default_factory=lambda: list(PSEUDO_FORMATS),
-                                                          description=f"LLM-free queries every item gets, of {', '.join(PSEUDO_FORMATS)} (none: an "
-                                                                      "empty list)")
+                                                          description="LLM-free queries every item gets, of "
+                                                                      f"{', '.join(PSEUDO_FORMATS)} (none: an empty list)")
     teacher_weight: float | None = Field(None, ge=0, le=1, description="BM25's fixed share of the fused score (teacher and hybrid search); default: "
                                                                        "none, the per-query `peak` rule")
     teacher_candidates: int = Field(30, ge=2, le=200, description="items per training query that the teacher scores and the table learns to order")
@@ -103,8 +103,8 @@ class RunConfig(BaseModel):
     hard_negatives: int = Field(8, ge=0, description="mined hard negatives per query and epoch (the contrastive tables of eval --baselines)")
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs validate tuning")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="share of items whose pairs the audit holds out")
-    judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads, plus half as many dropped pairs and this many controls "
-                                                          "of each answer")
+    judge_pairs: int = Field(8, ge=0, le=500, description="kept pairs the LLM judge reads, plus half as many "
+                                                          "dropped pairs and this many controls of each answer")
     audit: AuditThresholds = Field(default_factory=AuditThresholds, description="the audit's thresholds (and the filter's off-domain rule)")
 
     @field_validator("query_formats", "holdout_formats")

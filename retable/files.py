@@ -32,8 +32,8 @@ def write_error(path: Path, exc: OSError) -> UserError:
         return UserError(f"no space left to write {path} — free some space on that disk (finished stages are kept) and rerun")
     if exc.errno == errno.ENAMETOOLONG:
         long = next((part for part in path.parts if len(part.encode()) > 255), path.name)
-        return UserError(f"cannot write a file named {long[:24]}… ({len(long.encode())} bytes; this file system allows 255 a name) — choose a "
-                         "shorter name")
+        return UserError(f"cannot write a file named {long[:24]}… ({len(long.encode())} "
+                         "bytes; this file system allows 255 a name) — choose a shorter name")
     return UserError(f"cannot write {path} ({exc.strerror or exc}) — choose a writable path")
 
 

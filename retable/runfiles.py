@@ -61,6 +61,14 @@ ADAPTER_LEXICAL_FILES = tuple(f"{ADAPTER_LEXICAL}/{f}" for f in (
     "params.index.json", "vocab.index.json", "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "corpus.jsonl",
     "corpus.mmindex.json"))
 SPLITS = "splits.json"
+
+
+def in_adapter(*names: str) -> tuple[str, ...]:
+    """Run file names of files in the run's adapter folder."""
+    return tuple(f"{ADAPTER}/{n}" for n in names)
+
+
+ADAPTER_OUTPUTS = in_adapter(*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)  # what the table stages write
 TUNE = "tune.json"
 JUDGE = "judge.json"
 AUDIT = "audit.json"
@@ -242,6 +250,9 @@ class RunFolder:
     def kept(self) -> list[Pair]:
         return read_records(self.path(KEPT), Pair)
 
+    def write_kept(self, kept: list[Pair]) -> None:
+        write_records(self.path(KEPT), kept)
+
     def dropped(self) -> list[DroppedPair]:
         return read_records(self.path(DROPPED), DroppedPair)
 
@@ -357,6 +368,19 @@ class RunFolder:
         with open(self.path(ITEMS), encoding="utf-8") as fh:
             first = fh.readline()
         return bool(first.strip()) and Item.model_validate_json(first).source != "corpus"
+
+    # the run's own adapter folder (adapters/artifact.py writes and reads it whole), and its single files
+    def adapter_folder(self) -> Path:
+        return self.path(ADAPTER)
+
+    def adapter_file(self, name: str) -> Path:
+        return self.path(ADAPTER) / name
+
+    def adapter_codes(self) -> np.ndarray:
+        return read_npy(self.adapter_file(ADAPTER_CODES))
+
+    def write_adapter_codes(self, codes: np.ndarray) -> None:
+        write_npy(self.adapter_file(ADAPTER_CODES), codes)
 
     def shipped_adapter(self) -> Path:
         """The adapter that serves: the indexed one over the real items when there is one, else the run's."""

@@ -17,8 +17,8 @@ class AuditThresholds(BaseModel):
     slice_drop_red: float = Field(0.15, ge=0)
     retriever_agreement_amber: float = Field(0.9, ge=0, le=1, description="share of kept pairs whose item is in the frozen top k of its query")
     retriever_agreement_red: float = Field(0.7, ge=0, le=1)
-    judge_informative: float = Field(0.25, ge=0, le=1, description="judge 'yes' rate on matching controls minus on mismatched ones needed to trust "
-                                                                   "the judge")
+    judge_informative: float = Field(0.25, ge=0, le=1, description="judge 'yes' rate on matching controls minus "
+                                                                   "on mismatched ones needed to trust the judge")
     judge_yes_amber: float = Field(0.7, ge=0, le=1, description="share of kept pairs the (informative) judge finds answerable")
     judge_yes_red: float = Field(0.5, ge=0, le=1)
     unsupported_facts_amber: float = Field(0.3, ge=0, le=1, description="share of kept queries naming numbers or names their item lacks")
@@ -28,8 +28,8 @@ class AuditThresholds(BaseModel):
     off_domain_red: float = Field(0.18, ge=0, le=1)
     overlap_amber: float = Field(0.5, ge=0, le=1, description="overlap@10 of the untuned and adapted rankings on held-out queries")
     overlap_red: float = Field(0.2, ge=0, le=1)
-    spread_amber: float = Field(0.6, ge=0, description="spread of adapted item vectors relative to the untuned table's (1 = unchanged, 0 = "
-                                                       "collapsed)")
+    spread_amber: float = Field(0.6, ge=0, description="spread of adapted item vectors relative to the "
+                                                       "untuned table's (1 = unchanged, 0 = collapsed)")
     spread_red: float = Field(0.3, ge=0)
     collision_mass_amber: float = Field(0.05, ge=0, le=1, description="share of query mass on items the adapter cannot tell apart")
     collision_mass_red: float = Field(0.2, ge=0, le=1)

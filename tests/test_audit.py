@@ -16,11 +16,11 @@ from retable.llm.fake import FakeLLM
 from retable.prompts import Prompts
 from retable.config import RunConfig
 from retable.evals.audit import Audit
-from retable.evals.codebook import audit_codebook, popularity_bins, utilisation
+from retable.evals.checks.collisions import audit_codebook, popularity_bins, utilisation
 from retable.evals.drift import overlap_at_k, spread
 from retable.domain import domain_check
 from retable.evals.faithfulness import judge_pairs, retriever_agreement
-from retable.evals.findings import judge_audit
+from retable.evals.checks import judge_audit
 from planted import plant
 from retable.files import read_records
 from retable.records import DroppedPair, Item, Pair
@@ -256,3 +256,28 @@ def test_audit_json_schema_doc_is_current():
     if os.environ.get("RETABLE_WRITE_DOCS"):
         SCHEMA_DOC.write_text(schema)
     assert SCHEMA_DOC.read_text() == schema, "run RETABLE_WRITE_DOCS=1 pytest tests/test_audit.py"
+
+
+def test_a_registered_check_with_evidence_of_its_own_gets_a_field_and_its_findings(finished_audit_run):
+    from pydantic import BaseModel
+
+    from retable.evals.audit import with_check_evidence
+    from retable.evals.checks import CHECKS
+    from retable.evals.checks.base import Check, Finding
+
+    class Words(BaseModel):
+        """words per kept query"""
+
+        mean: float
+
+    def judge(a, t):
+        return [Finding(level="amber" if a.words.mean < 3 else "green", check="words", title="short queries", evidence=f"{a.words.mean:.1f}",
+                        threshold="< 3 amber")]
+
+    model = with_check_evidence(Audit, [*CHECKS, Check("words", judge, evidence=Words)])
+    audit = model.model_validate({**json.loads((finished_audit_run / "audit.json").read_text()), "words": {"mean": 2.0}})
+    assert model.model_json_schema()["properties"]["words"]["description"] == "words per kept query"
+    assert [f.level for f in judge(audit, None)] == ["amber"] and "words" not in Audit.model_fields
+    names = [c.name for c in CHECKS]
+    faults = [c.fault.name for c in CHECKS if c.fault]
+    assert len(set(names)) == len(names) and len(set(faults)) == len(faults) == 5

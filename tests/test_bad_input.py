@@ -54,8 +54,8 @@ def _setup(tmp: Path) -> dict[str, list[str]]:
     os.symlink(tmp / "loop-a.txt", tmp / "loop-b.txt")
     (tmp / "junk.gguf").write_bytes(b"GGUF" + os.urandom(2048))
     for name, template in (("syntax", "{% block system %}{{ oops {% endblock %}{% block user %}x{% endblock %}"),
-                           ("sandbox", "{% block system %}{{ ''.__class__.__mro__[1].__subclasses__() }}{% endblock %}{% block user %}x{% endblock "
-                                       "%}"),
+                           ("sandbox", "{% block system %}{{ ''.__class__.__mro__[1].__subclasses__() "
+                                       "}}{% endblock %}{% block user %}x{% endblock %}"),
                            ("include-file", "{% block system %}{% include '/etc/passwd' %}{% endblock %}{% block user %}x{% endblock %}"),
                            ("include-cycle", "{% block system %}{% include 'brief.jinja' %}{% endblock %}{% block user %}x{% endblock %}")):
         (tmp / f"prompts-{name}").mkdir()

@@ -16,8 +16,8 @@ from retable.serving.load import load_adapter
 from retable.commands.index import index_run
 from retable.config import RunConfig
 from retable.evals.audit import Audit
-from retable.evals.findings import judge_audit
-from retable.evals.loss import LossEvidence
+from retable.evals.checks import judge_audit
+from retable.evals.checks.loss import LossEvidence
 from retable.llm.fake import FakeLLM
 from retable.runfiles import RunFolder
 from retable.commands.run import run_adapt

@@ -118,8 +118,8 @@ def test_eval_reports_every_system_on_a_beir_folder(finished_run, tmp_path):
 
 def test_corpus_mode_uses_the_users_items(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    rows = [{"_id": f"d{i}", "title": f"gut bacteria report {i}", "text": f"Report {i} measured probiotic strain {i % 7} and fiber {i % 5} in colon "
-                                                                          "samples."} for i in range(40)]
+    rows = [{"_id": f"d{i}", "title": f"gut bacteria report {i}", "text": f"Report {i} measured probiotic strain {i % 7} and "
+                                                                          f"fiber {i % 5} in colon samples."} for i in range(40)]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
     llm = FakeLLM(Responder())
     run_adapt(DESCRIPTION, tmp_path / "run", CONFIG.model_copy(update={"max_query_items": 20}), llm, corpus=corpus, log=lambda m: None)

@@ -21,11 +21,11 @@ def _unit(n, d, seed):
 
 
 ITEMS = [
-    Item(id="a", title="Statins and breast cancer", text="Statin users had lower breast cancer mortality. The cohort came from Finland and ran ten "
-                                                         "years."),
+    Item(id="a", title="Statins and breast cancer", text="Statin users had lower breast cancer mortality. "
+                                                         "The cohort came from Finland and ran ten years."),
     Item(id="b", title="", text="Vitamin D supplements in winter. Older adults took cholecalciferol daily and bone density was measured twice."),
-    Item(id="c", title="Gut bacteria", text="Probiotic strains changed the colon microbiome. Fiber intake mattered more than the strain itself in "
-                                            "this trial."),
+    Item(id="c", title="Gut bacteria", text="Probiotic strains changed the colon microbiome. Fiber "
+                                            "intake mattered more than the strain itself in this trial."),
 ]
 
 

@@ -39,7 +39,9 @@ HYBRID_DEPTH = 100  # each retriever's top this many are fused
 
 
 def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, encoder_variant: str, quantizer: Quantizer, table: CodeTable,
-                  codes: np.ndarray, item_ids: list[str], item_emb: np.ndarray, extra: dict | None = None) -> None:
+                  codes: np.ndarray, item_ids: list[str], item_emb: np.ndarray, extra: dict | None = None, lexical=None) -> None:
+    """Every file of an adapter folder (this module reads them back: `Adapter`, `AdapterIndex`); with `lexical`, the
+    items' BM25 index for hybrid search."""
     folder.mkdir(parents=True, exist_ok=True)
     quantizer.save(folder / ADAPTER_QUANTIZER)
     table.save(folder / ADAPTER_TABLE)
@@ -61,6 +63,8 @@ def write_adapter(folder: Path, *, encoder_name: str, encoder_checksum: str, enc
         "n_items": len(item_ids),
         **(extra or {}),
     })
+    if lexical is not None:
+        lexical.save(folder / ADAPTER_LEXICAL)
 
 
 LEARNED = (ADAPTER_META, ADAPTER_QUANTIZER, ADAPTER_TABLE)  # what adapts the encoder to the domain, whatever the corpus size
@@ -193,8 +197,8 @@ class AdapterIndex:
             raise UserError("the query is empty — search for some words")
         hybrid = self.hybrid if hybrid is None else hybrid
         if hybrid and not self.hybrid:
-            raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid search — rebuild it with retable adapt (the run folder "
-                            "resumes)")
+            raise UserError(f"adapter {self.adapter.folder} has no BM25 index for hybrid "
+                            "search — rebuild it with retable adapt (the run folder resumes)")
         q = self.adapter.query_vectors(self.encoder.encode([query]))
         depth = min(max(k, HYBRID_DEPTH) if hybrid else k, len(self.ids))
         scores, rows = self._dense_top(q, depth)
@@ -230,8 +234,8 @@ def read_fusion(adapter: Adapter):
     try:
         return Fusion.from_meta(adapter.meta)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"adapter {adapter.folder}/adapter.json has an invalid fusion ({exc}) — rebuild it with retable adapt (the run folder "
-                        "resumes)") from None
+        raise UserError(f"adapter {adapter.folder}/adapter.json has an invalid fusion ({exc}) "
+                        "— rebuild it with retable adapt (the run folder resumes)") from None
 
 
 def _read_lexical(folder: Path, n_items: int):
@@ -245,11 +249,11 @@ def _read_lexical(folder: Path, n_items: int):
         lexical = Lexical.load(folder)
         lexical.top([" ".join(lexical.texts[0].split()[:8])], 1)  # a damaged index fails here, not at the user's first search
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) — rebuild it with retable adapt (the run folder "
-                        "resumes)") from None
+        raise UserError(f"adapter BM25 index {folder} is damaged ({str(exc).splitlines()[0][:80]}) "
+                        "— rebuild it with retable adapt (the run folder resumes)") from None
     if lexical.n_items != n_items:
-        raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter {n_items} — rebuild it with retable adapt (the run "
-                        "folder resumes)")
+        raise UserError(f"adapter BM25 index {folder} holds {lexical.n_items} items, the adapter "
+                        f"{n_items} — rebuild it with retable adapt (the run folder resumes)")
     return lexical
 
 

@@ -7,10 +7,9 @@ and after tuning: they must not change."""
 from __future__ import annotations
 
 from retable.errors import UserError
-from retable.runfiles import (ADAPTER, ADAPTER_FILES, ADAPTER_ITEM_EMB, ADAPTER_LEXICAL, ADAPTER_LEXICAL_FILES, ADAPTER_QUANTIZER, ADAPTER_TABLE,
-                              CODES, ITEM_EMB, ITEMS, KEPT, PSEUDO,
-                              PSEUDO_EMB, QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TEACHER,
-                              TEACHER_LABELS, TUNE, Splits, TuneRecord)
+from retable.runfiles import (ADAPTER_ITEM_EMB, ADAPTER_OUTPUTS, ADAPTER_QUANTIZER, ADAPTER_TABLE, CODES, ITEM_EMB, ITEMS, KEPT, PSEUDO, PSEUDO_EMB,
+                              QUANTIZER, QUERIES, QUERY_EMB, ROUND_ITEM_EMB, ROUND_ITEMS, ROUND_QUERIES, ROUND_QUERY_EMB, SPLITS, TEACHER,
+                              TEACHER_LABELS, TUNE, Splits, TuneRecord, in_adapter)
 from retable.stage import Context, Stage
 
 MIN_ITEMS = 16  # fewer items cannot train a quantizer
@@ -21,8 +20,8 @@ def _codes(ctx: Context) -> None:
 
     items, item_emb, c = ctx.run.items(), ctx.run.item_emb(), ctx.config
     if len(items) < MIN_ITEMS:
-        raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train a quantizer; give a larger --corpus or raise "
-                        "items_per_subtopic")
+        raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train "
+                        "a quantizer; give a larger --corpus or raise items_per_subtopic")
     _write_codes(ctx, Quantizer.train(item_emb, c.pq_m, choose_nbits(len(items), c.pq_nbits), c.seed, kind=c.quantizer))
 
 
@@ -55,10 +54,9 @@ def _ship(ctx: Context, **adapter) -> None:
 
     items = ctx.run.items()
     lexical = Lexical.build([it.encode_text() for it in items])
-    with adapter_lock(ctx.run.path(ADAPTER), write=True):  # readers see the old adapter or this one, never a mix
-        write_adapter(ctx.run.path(ADAPTER), codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
-                      extra=ctx.run.teacher().fusion().meta(), **adapter)
-        lexical.save(ctx.run.path(f"{ADAPTER}/{ADAPTER_LEXICAL}"))
+    with adapter_lock(ctx.run.adapter_folder(), write=True):  # readers see the old adapter or this one, never a mix
+        write_adapter(ctx.run.adapter_folder(), codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
+                      extra=ctx.run.teacher().fusion().meta(), lexical=lexical, **adapter)
 
 
 def _tune(ctx: Context) -> None:
@@ -92,8 +90,7 @@ def _tune(ctx: Context) -> None:
 
 TUNE_STAGE = Stage(
     "tune", _tune, version=6,
-    writes=(*(f"{ADAPTER}/{f}" for f in (*ADAPTER_FILES, ADAPTER_ITEM_EMB, *ADAPTER_LEXICAL_FILES)), TUNE, SPLITS),
-    optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
+    writes=(*ADAPTER_OUTPUTS, TUNE, SPLITS), optional=in_adapter(ADAPTER_ITEM_EMB),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),
     config=("encoder", "encoder_backend", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau",
             "batch_size",
@@ -104,20 +101,19 @@ def _parent_adapter(ctx: Context) -> list[str]:
     """What keys the kept stages: the parent's quantizer and table."""
     from retable.files import sha256_file
 
-    src = ctx.parent.path(ADAPTER)
-    return [sha256_file(src / ADAPTER_QUANTIZER), sha256_file(src / ADAPTER_TABLE)]
+    return [sha256_file(ctx.parent.adapter_file(ADAPTER_QUANTIZER)), sha256_file(ctx.parent.adapter_file(ADAPTER_TABLE))]
 
 
 def _codes_kept(ctx: Context) -> None:
     from retable.adapters.quantizer import Quantizer
 
-    _write_codes(ctx, Quantizer.load(ctx.parent.path(ADAPTER) / ADAPTER_QUANTIZER))
+    _write_codes(ctx, Quantizer.load(ctx.parent.adapter_file(ADAPTER_QUANTIZER)))
 
 
 def _tune_kept(ctx: Context) -> None:
     from retable.adapters.artifact import Adapter
 
-    adapter = Adapter(ctx.parent.path(ADAPTER))
+    adapter = Adapter(ctx.parent.adapter_folder())
     t = adapter.table
     t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
     _ship(ctx, encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
@@ -127,5 +123,5 @@ def _tune_kept(ctx: Context) -> None:
 
 # `retable index --keep-codes`: the parent's quantizer codes the real items; its table serves them unchanged
 CODES_KEPT = Stage("codes_kept", _codes_kept, writes=(QUANTIZER, CODES), reads=(ITEM_EMB,), inputs=_parent_adapter)
-TUNE_KEPT = Stage("tune_kept", _tune_kept, writes=TUNE_STAGE.writes[:-2] + (SPLITS,), optional=(f"{ADAPTER}/{ADAPTER_ITEM_EMB}",),
+TUNE_KEPT = Stage("tune_kept", _tune_kept, writes=(*ADAPTER_OUTPUTS, SPLITS), optional=in_adapter(ADAPTER_ITEM_EMB),
                   reads=(ITEMS, ITEM_EMB, CODES, TEACHER), inputs=_parent_adapter)

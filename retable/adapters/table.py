@@ -268,8 +268,8 @@ def load_table(path: Path) -> CodeTable:
     with safe_open(str(path), framework="pt") as fh:
         kind = (fh.metadata() or {}).get("kind", "pq")
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
-    extra = (tensors["proj"].numpy(),) if kind == PQResidualTable.kind else ()
-    table = _BY_KIND[kind](tensors["weight"].numpy(), *extra)
+    cls = _BY_KIND[kind]
+    table = cls(tensors["weight"].numpy(), *(tensors[name].numpy() for name in cls.BASIS))  # its other parameters, by name
     if "collision" in tensors:
         table.collision_slot = tensors["collision_slot"]
         table.collision = nn.Parameter(tensors["collision"])

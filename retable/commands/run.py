@@ -19,9 +19,8 @@ from retable.files import check_corpus
 from retable.llm import LLM, LLMClient, UsageLog
 from retable.llm.cache import CallCache
 from retable.prompts import Prompts
-from retable.runfiles import (ADAPTER, ADAPTER_META, CONFIG, DESCRIPTION, GENERATED, INDEX_RECORD, INDEXED, ITEMS, KEPT, LLM_CACHE, LOCK, MANIFEST,
-                              QUERIES,
-                              REPORT_HTML, SPLITS, TUNE, RunFolder)
+from retable.runfiles import (ADAPTER_META, CONFIG, DESCRIPTION, GENERATED, INDEX_RECORD, INDEXED, ITEMS, KEPT, LLM_CACHE, LOCK, MANIFEST, QUERIES,
+                              REPORT_HTML, SPLITS, TUNE, RunFolder, in_adapter)
 from retable.runlock import locked_run
 from retable.runstate import RunState
 from retable.stage import Context, run_stages
@@ -110,7 +109,7 @@ def run_adapt(description: str, run_dir: Path, config: RunConfig, llm: LLM, *, c
     return ctx.run.path(GENERATED if generate_only else REPORT_HTML)
 
 
-NEEDED = [CONFIG, ITEMS, QUERIES, KEPT, SPLITS, TUNE, f"{ADAPTER}/{ADAPTER_META}"]
+NEEDED = [CONFIG, ITEMS, QUERIES, KEPT, SPLITS, TUNE, *in_adapter(ADAPTER_META)]
 
 
 def finished_run_config(run_dir: Path) -> RunConfig:

@@ -191,8 +191,8 @@ class OnnxEncoder:
                     src.unlink()
                     return
         except Exception as exc:  # torch.onnx / onnxruntime raise their own types for a model they cannot take
-            raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}) — use --encoder-backend "
-                            "torch") from None
+            raise UserError(f"cannot export this encoder to ONNX ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:120]}) — use --encoder-backend torch") from None
         tried = ", ".join(f"{r}: cosine {c:.3f}" for r, c in cosines.items())
         raise UserError(f"the {ONNX_INT8} export of this encoder differs from torch ({tried}; < {MIN_COSINE}) — use --encoder-backend torch")
 

@@ -1,3 +1,3 @@
-"""Measurement: every system on a BEIR collection (evaluate.py), and the audit of a finished run — its
-evidence (audit_build.py and the modules it calls), its findings and verdict (findings.py), and the report.
-Rank metrics are retable.metrics."""
+"""Measurement: every system on a BEIR collection (evaluate.py), and the audit of a finished run — the
+evidence its checks read (audit_build.py and the modules it calls), the checks themselves, one file each
+with a registry (checks/), and the report. Rank metrics are retable.metrics."""

@@ -6,45 +6,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from retable.metrics import mrr_at_k, recall_at_k
-from retable.evals.codebook import Codebook
-from retable.evals.drift import Drift
 from retable.domain import DomainCheck
+from retable.evals.checks import CHECKS
+from retable.evals.checks.base import Finding, Level
+from retable.evals.checks.collisions import Codebook
+from retable.evals.checks.held_out import HeldOut
+from retable.evals.checks.loss import LossEvidence
+from retable.evals.drift import Drift
 from retable.evals.faithfulness import JudgeSummary
-from retable.evals.loss import LossEvidence
 from retable.records import DroppedPair, Pair, RoundLog, StageUsage
 
 SCHEMA_VERSION = 3  # audit.json's schema, and the audit stage's version
-
-Level = Literal["red", "amber", "green"]
-
-
-class Finding(BaseModel):
-    level: Level
-    check: str = Field(description="which check raised it, e.g. format_regression")
-    title: str
-    evidence: str = Field(description="the measured numbers behind it")
-    threshold: str = Field(description="the threshold it was held against, and its config name")
-
-
-class SliceMetrics(BaseModel):
-    """One slice of held-out pairs: recall@10 and MRR@10 per system."""
-
-    n_pairs: int
-    recall_at_10: dict[str, float]
-    mrr_at_10: dict[str, float]
-
-
-class HeldOut(BaseModel):
-    before: str = Field(description="the system the adapted one is compared with: frozen_flat, the encoder used flat (what a user runs without "
-                                    "retable)")
-    n_pairs: int = Field(description="test-split pairs (items never tuned on) plus every pair of a format that had no training pairs")
-    all: SliceMetrics | None
-    by_format: dict[str, SliceMetrics]
-
 
 class Unsupported(BaseModel):
     n_queries: int
@@ -81,17 +55,17 @@ class Tuned(BaseModel):
     train_pairs: int
     val_pairs: int
     history: list[dict]
-    train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM formats and pseudo-query "
-                                                                                      "kinds")
-    teacher_weight: float | None = Field(None, description="BM25's fixed share of the teacher's fused score, also the hybrid search's (None: a "
-                                                           "weight-free rule)")
+    train_queries_by_format: dict[str, int] = Field(default_factory=dict, description="training queries per source: LLM "
+                                                                                      "formats and pseudo-query kinds")
+    teacher_weight: float | None = Field(None, description="BM25's fixed share of the teacher's fused score, "
+                                                           "also the hybrid search's (None: a weight-free rule)")
     teacher_chosen_on: str | None = Field(None, description="prior or setting (llm_queries or default in runs before rules)")
     fusion: str | None = Field(None, description="how the teacher and hybrid search fuse BM25 with the dense scores (retrieval/fusion.py)")
     strengths_tried: list[float] = Field(default_factory=list, description="the strengths the validation loss compared")
-    strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss minus strength 1's: mean and "
-                                                                    "paired 95% interval")
-    llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the run's LLM queries, and the best "
-                                                              "share minus the rule")
+    strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss "
+                                                                    "minus strength 1's: mean and paired 95% interval")
+    llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the "
+                                                              "run's LLM queries, and the best share minus the rule")
 
 
 class EncoderProof(BaseModel):
@@ -121,8 +95,8 @@ class Audit(BaseModel):
     held_out: HeldOut
     drift: Drift
     probe: Probe | None
-    loss: LossEvidence | None = Field(None, description="the shipped adapter against the frozen encoder on held-out pseudo-queries (None: the run "
-                                                        "has none)")
+    loss: LossEvidence | None = Field(None, description="the shipped adapter against the frozen encoder on "
+                                                        "held-out pseudo-queries (None: the run has none)")
     codebook: Codebook
     tuned: Tuned
     encoder: EncoderProof
@@ -131,27 +105,19 @@ class Audit(BaseModel):
     seconds_by_stage: dict[str, float]
 
 
-def held_out_metrics(test: list[Pair], pos: np.ndarray, systems: dict[str, tuple[np.ndarray, np.ndarray]], before: str) -> HeldOut:
-    """Recall@10 and MRR@10 of each system (its query vectors, its item vectors), overall and per format."""
-    if not test:
-        return HeldOut(before=before, n_pairs=0, all=None, by_format={})
-
-    def metrics(mask: np.ndarray) -> SliceMetrics:
-        scores = {name: q[mask] @ vecs.T for name, (q, vecs) in systems.items()}
-        return SliceMetrics(
-            n_pairs=int(mask.sum()),
-            recall_at_10={name: recall_at_k(s, pos[mask]) for name, s in scores.items()},
-            mrr_at_10={name: mrr_at_k(s, pos[mask]) for name, s in scores.items()},
-        )
-
-    formats = np.array([p.format for p in test])
-    return HeldOut(before=before, n_pairs=len(test), all=metrics(np.ones(len(test), dtype=bool)),
-                   by_format={f: metrics(formats == f) for f in sorted(set(formats))})
-
-
 def pair_counts(kept: list[Pair], dropped: list[DroppedPair]) -> dict:
     return {
         "kept": len(kept),
         "dropped_by_reason": dict(Counter(d.reason for d in dropped)),
         "kept_by_format": dict(Counter(p.format for p in kept)),
     }
+
+
+def with_check_evidence(base: type[Audit], checks=CHECKS) -> type[Audit]:
+    """Audit with a field for each registered check's own evidence that it does not already have (evals/checks/)."""
+    extra = {c.field: (c.evidence | None, Field(None, description=(c.evidence.__doc__ or "").strip() or None))
+             for c in checks if c.evidence is not None and c.field not in base.model_fields}
+    return create_model("Audit", __base__=base, **extra) if extra else base
+
+
+Audit = with_check_evidence(Audit)

@@ -9,14 +9,13 @@ import numpy as np
 
 from retable.adapters.artifact import Adapter, artifact_bytes
 from retable.domain import domain_check
-from retable.evals.audit import Audit, EncoderProof, Faithfulness, Probe, Tuned, Unsupported, held_out_metrics, pair_counts
-from retable.evals.codebook import audit_codebook
+from retable.evals.audit import Audit, EncoderProof, Faithfulness, Probe, Tuned, Unsupported, pair_counts
+from retable.evals.checks import CHECKS, judge_audit
+from retable.evals.checks.held_out import held_out_metrics
 from retable.evals.drift import measure_drift
 from retable.evals.faithfulness import JudgeSummary, retriever_agreement, unsupported_facts
-from retable.evals.findings import judge_audit
-from retable.evals.loss import loss_evidence
 from retable.records import StageUsage
-from retable.runfiles import ADAPTER, DESCRIPTION, TEACHER
+from retable.runfiles import DESCRIPTION, TEACHER
 from retable.stage import Context
 
 
@@ -34,7 +33,7 @@ def usd(cost: dict[str, StageUsage], price: dict[str, float] | None) -> dict[str
             u in cost.items()}
 
 
-def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
+def _faithfulness(ctx: Context, data: "RunData") -> Faithfulness:
     kept, items = data.kept, data.items
     kept_q = data.query_emb[[data.q_row[p.query_id] for p in kept]].reshape(len(kept), data.item_emb.shape[1])
     kept_pos = np.array([data.i_row[p.item_id] for p in kept], dtype=np.int64)
@@ -52,7 +51,7 @@ def _faithfulness(ctx: Context, data: "_RunData") -> Faithfulness:
     )
 
 
-class _RunData:
+class RunData:
     """What the audit reads from the run folder, with the rows of each query and item."""
 
     def __init__(self, ctx: Context):
@@ -60,7 +59,7 @@ class _RunData:
         self.items, self.queries, self.kept, self.dropped = run.items(), run.queries(), run.kept(), run.dropped()
         self.item_emb, self.query_emb = run.item_emb(), run.query_emb()
         self.splits, self.tune = run.splits(), run.tune()
-        self.adapter = Adapter(run.path(ADAPTER))  # the run's own: its tuning, codes and collisions
+        self.adapter = Adapter(run.adapter_folder())  # the run's own: its tuning, codes and collisions
         # what serves: the indexed adapter over the real items once there is one
         self.shipped = self.adapter if run.indexed() is None else Adapter(run.shipped_adapter())
         self.q_row = {q.id: i for i, q in enumerate(self.queries)}
@@ -86,7 +85,7 @@ def _probe(ctx: Context):
                  recall_at_100={k: v["recall@100"] for k, v in res.items()})
 
 
-def _tuned(data: _RunData, encoder, teacher) -> Tuned:
+def _tuned(data: RunData, encoder, teacher) -> Tuned:
     a, t = data.adapter, data.tune
     return Tuned(table_kind=a.table.kind, quantizer=a.quantizer.kind, pq_m=a.quantizer.m, pq_k=a.quantizer.k, table_parameters=a.table.n_parameters(),
                  encoder_parameters=encoder.n_parameters(), artifact_bytes=artifact_bytes(a.folder), best_epoch=t.best_epoch,
@@ -100,7 +99,7 @@ def _tuned(data: _RunData, encoder, teacher) -> Tuned:
 
 
 def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, float]) -> Audit:
-    data, config, encoder = _RunData(ctx), ctx.config, ctx.encoder
+    data, config, encoder = RunData(ctx), ctx.config, ctx.encoder
     adapter, shipped = data.adapter, data.shipped
     train_by_format, held = data.held_out()
     q = data.query_emb[[data.q_row[p.query_id] for p in held]].reshape(len(held), data.item_emb.shape[1])  # (0, d) when nothing is held out
@@ -110,17 +109,15 @@ def build_audit(ctx: Context, cost: dict[str, StageUsage], seconds: dict[str, fl
     systems = {"frozen_flat": (q, data.item_emb), "frozen_pq": (q, shipped.quantizer.reconstruct(data.item_emb)),
                "adapted": (shipped.query_vectors(q), adapted_items)}
     before = "frozen_flat"  # what the user runs without retable: the reference of every comparison
-    mass = np.bincount([data.i_row[p.item_id] for p in data.kept], minlength=len(data.items)).astype(np.float64)
     t, now = data.tune, encoder.checksum()
+    evidence = {check.field: check.measure(ctx, data) for check in CHECKS if check.measure is not None}  # the checks' own (evals/checks/)
     audit = Audit(
         run=ctx.run.root.name, mode="corpus" if all(it.source == "corpus" for it in data.items) else "description-only",
         verdict="green", findings=[], n_items=len(data.items), n_queries=len(data.queries), filter_top_k=config.filter_top_k,
         **pair_counts(data.kept, data.dropped), train_by_format=train_by_format, holdout_formats=config.holdout_formats,
         rounds=ctx.run.rounds(), faithfulness=_faithfulness(ctx, data), held_out=held_out_metrics(held, pos, systems, before),
         drift=measure_drift(q, systems["adapted"][0], data.item_emb, systems[before][1], adapted_items, systems[before][0]),
-        probe=_probe(ctx), loss=loss_evidence(ctx.run, config, shipped),
-                  codebook=audit_codebook(adapter.codes, adapter.quantizer.k, own_items, mass),
-                  tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None),
+        probe=_probe(ctx), tuned=_tuned(data, encoder, ctx.run.teacher() if ctx.run.has(TEACHER) else None), **evidence,
         encoder=EncoderProof(name=encoder.name, checksum_before=t.encoder_checksum_before, checksum_after=t.encoder_checksum_after,
                              checksum_now=now, unchanged=t.encoder_checksum_before == t.encoder_checksum_after == now),
         cost_by_stage=cost, seconds_by_stage=seconds, usd_by_stage=usd(cost, config.price_per_million_tokens),

@@ -4,9 +4,8 @@ given a --probe) later. The declarations are light; the work imports its librari
 
 from __future__ import annotations
 
-from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIEF, DESCRIPTION, DROPPED, INDEXED, ITEM_EMB, ITEMS, JUDGE, KEPT,
-                              PSEUDO,
-                              QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD, ROUND_FILES, SPLITS, TUNE)
+from retable.runfiles import (ADAPTER, ADAPTER_CODES, ADAPTER_TABLE, AUDIT, BRIEF, DESCRIPTION, DROPPED, INDEX_RECORD, INDEXED, ITEM_EMB, ITEMS,
+                              JUDGE, KEPT, PSEUDO, QUERIES, QUERY_EMB, REPORT_HTML, REPORT_MD, ROUND_FILES, SPLITS, TUNE, in_adapter)
 from retable.evals.audit import SCHEMA_VERSION
 from retable.stage import LLM_FIELDS, Context, Stage
 
@@ -34,8 +33,8 @@ def _audit(ctx: Context) -> None:
 
 AUDIT_STAGE = Stage(
     "audit", _audit, writes=(AUDIT,), version=SCHEMA_VERSION,
-    reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE, f"{ADAPTER}/{ADAPTER_TABLE}",
-           f"{ADAPTER}/{ADAPTER_CODES}", PSEUDO, f"{INDEXED}/index.json", f"{INDEXED}/{ADAPTER}/{ADAPTER_TABLE}"),
+    reads=(BRIEF, DESCRIPTION, ITEMS, QUERIES, ITEM_EMB, QUERY_EMB, *ROUND_FILES, KEPT, DROPPED, SPLITS, TUNE, JUDGE,
+           *in_adapter(ADAPTER_TABLE, ADAPTER_CODES), PSEUDO, f"{INDEXED}/{INDEX_RECORD}", f"{INDEXED}/{ADAPTER}/{ADAPTER_TABLE}"),
     config=("seed", "val_fraction", "test_fraction", "encoder", "encoder_backend", "filter_top_k", "holdout_formats", "price_per_million_tokens",
             "audit"),
     inputs=lambda ctx: [None if ctx.probe is None else str(ctx.probe)])

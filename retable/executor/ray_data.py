@@ -55,8 +55,8 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise UserError(f"no Ray cluster answers at RAY_ADDRESS={address} ({exc.strerror or exc}) — start it, fix the address, or unset it to run "
-                        "Ray locally") from None
+        raise UserError(f"no Ray cluster answers at RAY_ADDRESS={address} ({exc.strerror or exc}) "
+                        "— start it, fix the address, or unset it to run Ray locally") from None
 
 
 class _Calls:

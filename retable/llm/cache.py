@@ -16,8 +16,8 @@ class CallCache:
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER "
-            "NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT NOT "
+            "NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL)"
         )
         self._db.commit()
 

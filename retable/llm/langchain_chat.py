@@ -28,8 +28,8 @@ class LangChainLLM(LLM):
         try:
             from langchain.chat_models import init_chat_model
         except ImportError:
-            raise UserError("--llm langchain from the command line needs the langchain package — pip install langchain and the provider's "
-                            "package") from None
+            raise UserError("--llm langchain from the command line needs the langchain package "
+                            "— pip install langchain and the provider's package") from None
         try:
             return cls(init_chat_model(name), model=name)
         except (ImportError, ValueError) as exc:

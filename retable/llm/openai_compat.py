@@ -73,8 +73,8 @@ class OpenAICompatLLM(LLM):
         if exc.status_code in (401, 403):
             return UserError(f"{self._where()} refused the API key — pass --api-key or set RETABLE_API_KEY")
         failure = EndpointDown if exc.status_code in (408, 409, 429) or exc.status_code >= 500 else UserError  # another replica may do better
-        return failure(f"LLM server at {self._where()} failed with HTTP {exc.status_code} after retries — check the server and rerun; finished "
-                       "calls are cached")
+        return failure(f"LLM server at {self._where()} failed with HTTP {exc.status_code} "
+                       "after retries — check the server and rerun; finished calls are cached")
 
     def generate(self, messages: list[Message], schema: dict, *, temperature: float, max_tokens: int, seed: int) -> Reply:
         while True:

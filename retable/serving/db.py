@@ -61,11 +61,11 @@ def _open(path: Path, adapter) -> object:
         table = _lancedb().connect(str(path)).open_table(DB_TABLE)
         rows = table.count_rows()
     except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"--db {path} does not open ({str(exc).splitlines()[0][:100]}) — write it again with `retable export RUN --to lancedb "
-                        f"{path}`") from None
+        raise UserError(f"--db {path} does not open ({str(exc).splitlines()[0][:100]}) — write "
+                        f"it again with `retable export RUN --to lancedb {path}`") from None
     if rows != n_items or n_items != len(adapter.item_ids):
-        raise UserError(f"--db {path} holds {rows} items, the adapter {len(adapter.item_ids)} — write it again with `retable export RUN --to "
-                        f"lancedb {path}`")
+        raise UserError(f"--db {path} holds {rows} items, the adapter {len(adapter.item_ids)} "
+                        f"— write it again with `retable export RUN --to lancedb {path}`")
     return table
 
 

@@ -1,6 +1,7 @@
-"""Collisions and codeword use, as the audit reports them. Items collide when they share all M
-codes; what matters for search is whether the adapter can still tell them apart (a collision
-residual may separate them), and how much query mass sits on the items it cannot."""
+"""The `collisions` check: how much query mass sits on items the adapter cannot tell apart. Items collide when
+they share all M codes; what matters for search is whether the adapter can still tell them apart (a
+collision residual may separate them). Its evidence is the codebook: collisions and codeword use. Its
+planted fault gives the most popular items the codes of the most popular one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from retable.adapters.collisions import collision_mask, collision_rate
+from retable.evals.checks.base import Check, Fault, Finding, band
 
 POPULARITY_EDGES = (1, 10, 100, 1000, 10000, 100000)
 
@@ -89,3 +91,42 @@ def audit_codebook(codes: np.ndarray, k: int, vectors: np.ndarray, mass: np.ndar
         most_loaded=most_loaded(codes, k),
         by_popularity=popularity_bins(mass, collide, indistinct),
     )
+
+
+def judge(a, t) -> list[Finding]:
+    c = a.codebook
+    return [Finding(level=band(c.indistinct_rate_by_query_mass, t.collision_mass_red, t.collision_mass_amber, low_is_bad=False), check="collisions",
+                    title="query mass on items the adapter cannot tell apart",
+                    evidence=(f"{100 * c.indistinct_rate_by_query_mass:.1f}% of query mass, {100 * c.indistinct_rate:.1f}% of items "
+                              f"(sharing all codes: {100 * c.collision_rate:.1f}% of items, {100 * c.collision_rate_by_query_mass:.1f}% of query "
+                              "mass)"),
+                    threshold=f"> {t.collision_mass_amber:.2f} amber, > {t.collision_mass_red:.2f} red (audit.collision_mass_*)")]
+
+
+def force_collisions(run, seed: int, share: float = 0.2) -> None:
+    """The most popular items (most kept queries) get the codes of the most popular one."""
+    items = run.items()
+    row = {it.id: i for i, it in enumerate(items)}
+    mass = np.bincount([row[p.item_id] for p in run.kept()], minlength=len(items))
+    popular = np.argsort(-mass, kind="stable")[: max(3, int(round(share * int((mass > 0).sum()))))]
+    codes = run.adapter_codes()
+    codes[popular] = codes[popular[0]]
+    run.write_adapter_codes(codes)
+
+
+def measure(ctx, data) -> Codebook:
+    adapter = data.adapter  # the run's own: its codes and collisions
+    mass = np.bincount([data.i_row[p.item_id] for p in data.kept], minlength=len(data.items)).astype(np.float64)
+    return audit_codebook(adapter.codes, adapter.quantizer.k, adapter.item_vectors(data.item_emb, adapter.item_ids, adapter.codes), mass)
+
+
+def _pq_table(config) -> dict:
+    """Shared codes make items indistinct only in a table built from codes alone; pq_residual and residual keep each
+    item's frozen embedding (the same codes only share a correction), so the fault goes into a pq table there."""
+    from retable.adapters.table import table_class
+
+    return {} if table_class(config.table_kind).compressed else {"table_kind": "pq"}
+
+
+CHECK = Check("collisions", judge, evidence=Codebook, measure=measure, evidence_field="codebook",
+              fault=Fault("forced_collisions", force_collisions, into="adapter", config=_pq_table))
