@@ -1,4 +1,4 @@
-"""The encoders tested on the onnx-int8 path: which recipe held (onnx_encoder.RECIPES), its vectors against
+"""The encoders tested on the onnx-int8 path: which recipe held (encoder/onnx.py RECIPES), its vectors against
 torch's on SciFact abstracts (cosine; each text's nearest neighbour among the others kept), and texts/s of
 both paths side by side. Each export is made afresh in a temporary cache, so its seconds are included.
 
@@ -54,10 +54,10 @@ def measure(name: str, texts: list[str]) -> dict:
 
 
 def drift_by_group(name: str) -> dict:
-    """Lowest cosine to torch on onnx_encoder.CHECK_TEXTS when only some MatMul groups are int8: which ones drift."""
+    """Lowest cosine to torch on encoder/onnx.py CHECK_TEXTS when only some MatMul groups are int8: which ones drift."""
     import onnx
 
-    from retable.adapters import onnx_encoder as oe
+    from retable.encoder import onnx as oe
     from retable.encoder.frozen import Encoder
 
     fast = Encoder(name)

@@ -47,10 +47,10 @@ def user_errors(fn):
 
 def _generate_fields() -> list[str]:
     """`retable generate` takes every setting except those only the table and audit stages read."""
-    from retable.commands.stages import adapt_stages, generate_stages
+    from retable.commands.stages import CODES_STAGE, TUNE_STAGE, audit_stages, data_stages
 
-    data = {f.split(".")[0] for c in (True, False) for s in generate_stages(c) for f in s.config}
-    later = {f.split(".")[0] for c in (True, False) for s in adapt_stages(c) for f in s.config} - data
+    data = {f.split(".")[0] for s in data_stages(True) + data_stages(False) for f in s.config}
+    later = {f.split(".")[0] for s in (CODES_STAGE, TUNE_STAGE, *audit_stages()) for f in s.config} - data
     return [f for f in option_fields() if f not in later]
 
 

@@ -61,7 +61,7 @@ def labelled_sets(labels: Labels, emb: np.ndarray, quantizer: Quantizer, where: 
 
 
 @dataclass
-class Tuned:
+class TunedTable:
     table: CodeTable
     result: DistillResult
     train_queries: int
@@ -72,7 +72,7 @@ class Tuned:
 
 
 def tune_on_labels(config: RunConfig, quantizer: Quantizer, codes: np.ndarray, item_emb: np.ndarray, labels: Labels, label_emb: np.ndarray,
-                   where: np.ndarray, exclude: set[str], progress=None) -> Tuned:
+                   where: np.ndarray, exclude: set[str], progress=None) -> TunedTable:
     """A table of `config.table_kind`, tuned on the teacher's labels (formats in `exclude` left out)."""
     sets, by_format = labelled_sets(labels, label_emb, quantizer, where, exclude)
     train, val = sets["train"], sets["val"]
@@ -87,4 +87,4 @@ def tune_on_labels(config: RunConfig, quantizer: Quantizer, codes: np.ndarray, i
     settings = DistillSettings(epochs=config.epochs, patience=config.patience, lr=config.lr, batch_size=config.batch_size, tau=config.tau,
                                seed=config.seed)
     result = distill(table, codes, quantizer.rotate(item_emb), train, val, settings, progress=progress)
-    return Tuned(table, result, len(train), len(val), by_format, mass, len(heads))
+    return TunedTable(table, result, len(train), len(val), by_format, mass, len(heads))

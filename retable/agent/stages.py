@@ -132,8 +132,3 @@ def export_rows(items: list[Item], queries: list[Query], kept: list[Pair]) -> li
 
 EXPORT = Stage("export", lambda ctx: ctx.run.write_generated(export_rows(ctx.run.items(), ctx.run.queries(), ctx.run.kept())),
                writes=(GENERATED,), reads=(ITEMS, QUERIES, KEPT, ROUND_ITEMS, ROUND_QUERIES))
-
-
-def data_stages(corpus: bool) -> list[Stage]:
-    """From the description (and the user's corpus) to the kept pairs."""
-    return [BRIEF_STAGE, CORPUS_ITEMS if corpus else SYNTHETIC_ITEMS, QUERIES_STAGE, EMBED_ITEMS, EMBED_QUERIES, ROUNDS_STAGE]

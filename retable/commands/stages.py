@@ -4,8 +4,9 @@ is what a command runs, in order, and `check_stages` holds each list to its cont
 from __future__ import annotations
 
 from retable.adapters.stages import CODES_KEPT, CODES_STAGE, TUNE_KEPT, TUNE_STAGE
-from retable.agent.stages import CORPUS_ITEMS, EMBED_ITEMS, EXPORT, NO_LLM_PAIRS, PSEUDO_STAGE, data_stages
-from retable.evals.stages import AUDIT_STAGES
+from retable.agent.stages import (BRIEF_STAGE, CORPUS_ITEMS, EMBED_ITEMS, EMBED_QUERIES, EXPORT, NO_LLM_PAIRS, PSEUDO_STAGE, QUERIES_STAGE,
+                                  ROUNDS_STAGE, SYNTHETIC_ITEMS)
+from retable.evals.stages import AUDIT_STAGE, JUDGE_STAGE, REPORT_STAGE
 from retable.stage import Stage
 from retable.teacher.stages import TEACHER_STAGE
 
@@ -26,9 +27,14 @@ NOT_KEYED = {
 }
 
 
+def data_stages(corpus: bool) -> list[Stage]:
+    """From the description (and the user's corpus) to the kept pairs."""
+    return [BRIEF_STAGE, CORPUS_ITEMS if corpus else SYNTHETIC_ITEMS, QUERIES_STAGE, EMBED_ITEMS, EMBED_QUERIES, ROUNDS_STAGE]
+
+
 def adapt_stages(corpus: bool) -> list[Stage]:
     """`retable adapt`: the data, the teacher's labels, the codes and the table, then the audit."""
-    return [*data_stages(corpus), PSEUDO_STAGE, TEACHER_STAGE, CODES_STAGE, TUNE_STAGE, *AUDIT_STAGES]
+    return [*data_stages(corpus), PSEUDO_STAGE, TEACHER_STAGE, CODES_STAGE, TUNE_STAGE, *audit_stages()]
 
 
 def generate_stages(corpus: bool) -> list[Stage]:
@@ -45,5 +51,5 @@ def index_stages(keep_codes: bool) -> list[Stage]:
 
 def audit_stages() -> list[Stage]:
     """`retable audit`, and the tail of `retable adapt`: the judge, the audit and the report."""
-    return list(AUDIT_STAGES)
+    return [JUDGE_STAGE, AUDIT_STAGE, REPORT_STAGE]
 

@@ -49,4 +49,3 @@ def _report(ctx: Context) -> None:
 
 
 REPORT_STAGE = Stage("report", _report, writes=(REPORT_MD, REPORT_HTML), reads=(AUDIT,))
-AUDIT_STAGES = [JUDGE_STAGE, AUDIT_STAGE, REPORT_STAGE]
