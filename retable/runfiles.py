@@ -316,7 +316,7 @@ class RunFolder:
         """Empty query and pair files, for a run over real items that has no LLM queries (`retable index`)."""
         self.write_queries([])
         self.write_query_emb(np.zeros((0, dim), dtype=np.float32))
-        write_records(self.path(KEPT), [])
+        self.write_kept([])
         write_records(self.path(DROPPED), [])
 
     def splits(self) -> Splits:

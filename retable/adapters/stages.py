@@ -22,13 +22,13 @@ def _codes(ctx: Context) -> None:
     if len(items) < MIN_ITEMS:
         raise UserError(f"only {len(items)} items — at least {MIN_ITEMS} are needed to train "
                         "a quantizer; give a larger --corpus or raise items_per_subtopic")
-    _write_codes(ctx, Quantizer.train(item_emb, c.pq_m, choose_nbits(len(items), c.pq_nbits), c.seed, kind=c.quantizer))
+    _write_codes(ctx, Quantizer.train(item_emb, c.pq_m, choose_nbits(len(items), c.pq_nbits), c.seed, kind=c.quantizer), item_emb)
 
 
-def _write_codes(ctx: Context, quantizer) -> None:
+def _write_codes(ctx: Context, quantizer, item_emb) -> None:
     """What both codes stages write: the quantizer, and the items' codes under it."""
     ctx.run.write_quantizer(quantizer)
-    ctx.run.write_codes(quantizer.codes(ctx.run.item_emb()))
+    ctx.run.write_codes(quantizer.codes(item_emb))
 
 
 ITEM_FILES = (ITEMS, ITEM_EMB, ROUND_ITEMS, ROUND_ITEM_EMB)
@@ -45,18 +45,17 @@ def label_embeddings(run, query_ids):
     return np.stack([query_emb[row[i]] if i in row else pseudo_emb[pseudo_row[i]] for i in query_ids]) if len(query_ids) else query_emb[:0]
 
 
-def _ship(ctx: Context, **adapter) -> None:
+def _ship(ctx: Context, items, codes, item_emb, teacher, **adapter) -> None:
     """What both table stages write: the adapter folder that serves (its items' codes, ids and embeddings, the
     teacher's fusion rule) and the items' BM25 index, under the adapter's lock."""
     from retable.adapters.artifact import write_adapter
     from retable.runlock import adapter_lock
     from retable.retrieval.lexical import Lexical
 
-    items = ctx.run.items()
     lexical = Lexical.build([it.encode_text() for it in items])
     with adapter_lock(ctx.run.adapter_folder(), write=True):  # readers see the old adapter or this one, never a mix
-        write_adapter(ctx.run.adapter_folder(), codes=ctx.run.codes(), item_ids=[it.id for it in items], item_emb=ctx.run.item_emb(),
-                      extra=ctx.run.teacher().fusion().meta(), lexical=lexical, **adapter)
+        write_adapter(ctx.run.adapter_folder(), codes=codes, item_ids=[it.id for it in items], item_emb=item_emb,
+                      extra=teacher.fusion().meta(), lexical=lexical, **adapter)
 
 
 def _tune(ctx: Context) -> None:
@@ -76,7 +75,8 @@ def _tune(ctx: Context) -> None:
     with tqdm(total=config.epochs, desc="tune", unit="epoch") as bar:
         t = tune_on_labels(config, quantizer, codes, item_emb, labels, label_embeddings(run, labels.query_ids), where, held,
                            progress=lambda epoch, h: (bar.update(1), bar.set_postfix(val_loss=f"{h['val_loss']:.3f}")))
-    _ship(ctx, encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table)
+    _ship(ctx, items, codes, item_emb, teacher,
+          encoder_name=config.encoder, encoder_checksum=before, encoder_variant=config.encoder_backend, quantizer=quantizer, table=t.table)
     r = t.result
     run.write_tune(TuneRecord(
         table_kind=t.table.kind, best_epoch=r.best_epoch, initial_val_mrr=r.initial_val_mrr, best_val_mrr=r.best_val_mrr,
@@ -107,7 +107,7 @@ def _parent_adapter(ctx: Context) -> list[str]:
 def _codes_kept(ctx: Context) -> None:
     from retable.adapters.quantizer import Quantizer
 
-    _write_codes(ctx, Quantizer.load(ctx.parent.adapter_file(ADAPTER_QUANTIZER)))
+    _write_codes(ctx, Quantizer.load(ctx.parent.adapter_file(ADAPTER_QUANTIZER)), ctx.run.item_emb())
 
 
 def _tune_kept(ctx: Context) -> None:
@@ -116,7 +116,9 @@ def _tune_kept(ctx: Context) -> None:
     adapter = Adapter(ctx.parent.adapter_folder())
     t = adapter.table
     t.collision, t.collision_slot = None, t.collision_slot[:0]  # residuals of the parent's items, not these
-    _ship(ctx, encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
+    run = ctx.run
+    _ship(ctx, run.items(), run.codes(), run.item_emb(), run.teacher(),
+          encoder_name=adapter.meta["encoder"], encoder_checksum=adapter.meta["encoder_checksum"], encoder_variant=adapter.variant,
           quantizer=adapter.quantizer, table=t)
     ctx.run.write_splits(Splits(train=[], val=[], test=[]))
 

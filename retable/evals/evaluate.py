@@ -17,7 +17,6 @@ from retable.evals.beir import load_beir
 from retable.metrics import evaluate, to_run
 from retable.retrieval.dense import exact_search
 from retable.encoder.cache import embed_items
-from retable.files import read_cached_npy
 from retable.runfiles import RunFolder
 
 DEPTH = 100  # items ranked per query (Recall@100; each retriever's top this many are fused)
@@ -36,10 +35,12 @@ def evaluate_run(run_dir: Path, dataset: Path, *, baselines: bool = False, log=p
     corpus, queries, qrels = collection or load_beir(dataset, log=log)
     encoder = Encoder(adapter.meta["encoder"], adapter.variant)
     adapter.check_encoder(encoder)
-    cache = run.corpus_cache(dataset / "corpus.jsonl", encoder.identity())
-    if read_cached_npy(cache, len(corpus)) is None:
+
+    def corpus_texts() -> list[str]:  # called only when the cache does not hold the items
         log(f"encoding {len(corpus)} items of {dataset.name} (cached for later evals)")
-    item_emb = embed_items(encoder, lambda: [it.encode_text() for it in corpus], len(corpus), cache)
+        return [it.encode_text() for it in corpus]
+
+    item_emb = embed_items(encoder, corpus_texts, len(corpus), run.corpus_cache(dataset / "corpus.jsonl", encoder.identity()))
     qids = sorted(queries)
     query_texts = [queries[q] for q in qids]
     q_emb = encoder.encode(query_texts)
