@@ -126,7 +126,9 @@ def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict
             scores, cand_rows = label_cands.ranked(weight, config.teacher_candidates)
             lab = Labels(query_ids=labels.query_ids, formats=labels.formats, pos=labels.pos, rows=cand_rows, scores=scores)
         t = tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, s.label_emb, s.where, exclude)
-        out[name] = {**s.measure(t.table), "best_epoch": t.result.best_epoch, "train_queries": t.train_queries}
+        r = t.result
+        out[name] = {**s.measure(t.table), "best_epoch": r.best_epoch, "epoch_interval": r.epoch_interval, "strength": r.strength,
+                     "train_queries": t.train_queries}
         print(name, json.dumps(out[name]), flush=True)
     for name, depth in BM25_MISSES.items():  # the table trained only where BM25, its partner in the hybrid, fails
         if variants is not None and name not in variants:

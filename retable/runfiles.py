@@ -160,6 +160,8 @@ class TuneRecord(BaseModel):
     strength: float = 1.0  # the best epoch's correction scaled by this (runs before strengths: 1)
     val_loss_by_strength: dict[str, float] = {}
     strength_interval: list[float] | None = None  # the best strength's validation loss minus strength 1's: mean, paired 95% interval
+    lowest_epoch: int | None = None  # the epoch of lowest validation loss (runs before the epoch's interval: None)
+    epoch_interval: list[float] | None = None  # its validation loss minus the untuned table's: mean, paired 95% interval
 
 
 class RunFolder:

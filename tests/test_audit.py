@@ -114,6 +114,15 @@ def test_a_strength_at_its_grids_edge_is_amber(audit, strength, tried, want):
     assert levels(audit).get("choices") == want
 
 
+@pytest.mark.parametrize("best,lowest,interval,want", [(0, 3, [-0.004, -0.011, 0.002], {"amber"}),  # tuned lower, within the noise
+                                                         (0, 0, None, None),  # no tuned epoch lowered the loss at all
+                                                         (3, 3, [-0.05, -0.06, -0.04], None)])  # the tuned epoch ships on its evidence
+def test_the_untuned_table_kept_on_thin_evidence_is_amber(audit, best, lowest, interval, want):
+    audit.tuned.best_epoch, audit.tuned.lowest_epoch, audit.tuned.epoch_interval = best, lowest, interval
+    audit.tuned.strength, audit.tuned.strengths_tried, audit.tuned.llm_query_evidence = 1.0, [0.5, 0.75, 1.0], None
+    assert levels(audit).get("choices") == want
+
+
 def test_a_run_with_no_held_out_pairs_finishes_and_says_what_it_could_not_measure(tmp_path):
     """Two items get LLM queries (a weak model's drop rate leaves as few): the test split is empty."""
     from conftest import DESCRIPTION

@@ -164,6 +164,31 @@ def test_distillation_keeps_the_untuned_table_unless_validation_improves(lr):
         assert own_item_mrr(table, codes, items, val) >= result.initial_val_mrr
 
 
+@pytest.mark.parametrize("noise,ships", [(0.0, True), (1.0, False)])
+def test_a_tuned_epoch_ships_only_when_a_paired_interval_excludes_0(monkeypatch, noise, ships):
+    """The tuned epoch lowers the mean validation loss in both cases; with per-query noise around that gain the
+    untuned table, the prior, ships."""
+    import retable.adapters.distill as distill_mod
+
+    items = _unit(200, 32, 4)
+    quantizer = Quantizer.train(items, m=4, nbits=4, seed=0)
+    codes = quantizer.codes(items)
+    train, val = _labelled(items, quantizer, 300, 10), _labelled(items, quantizer, 300, 20)
+    rng = np.random.default_rng(0)
+    base, jitter = rng.uniform(1.0, 2.0, 300), noise * rng.normal(size=300)
+    per_query = iter([base - 0.02 + jitter - jitter.mean(), base])  # the tuned epoch's, then the untuned table's; later calls: all equal
+    monkeypatch.setattr(distill_mod, "_query_losses", lambda *a: next(per_query, base))
+    table = new_table("pq_residual", quantizer.centroids(), quantizer.dim)
+    result = distill(table, codes, items, train, val, DistillSettings(epochs=2, patience=2, lr=5e-3, seed=0))
+    assert result.lowest_epoch > 0 and result.epoch_interval[0] == pytest.approx(-0.02)
+    assert (result.epoch_interval[2] < 0) == ships
+    if ships:
+        assert result.best_epoch == result.lowest_epoch and float(table.weight.detach().abs().max()) > 0
+    else:
+        assert result.best_epoch == 0 and float(table.weight.detach().abs().max()) == 0.0 and result.val_loss_by_strength == {}
+        assert result.best_val_loss == result.initial_val_loss and result.best_val_mrr == result.initial_val_mrr
+
+
 def test_the_strength_scales_the_correction_up_only_when_validation_stopped_the_tuning():
     items = _unit(200, 32, 4)
     quantizer = Quantizer.train(items, m=4, nbits=4, seed=0)

@@ -2,7 +2,8 @@
 teacher's candidates is pulled toward the teacher's (listwise KL), beside a cross-entropy term on the
 query's own item, with the table's weights decayed toward zero (the frozen encoder). The epoch is
 chosen by the same loss on validation queries (other items' queries, labelled by the teacher, never
-by the student's own ranking); epoch 0, the untuned table, is always a candidate. Then the strength:
+by the student's own ranking); epoch 0, the untuned table, is the prior: a tuned epoch ships only when its
+per-query validation losses are below the untuned table's by a paired interval that excludes 0. Then the strength:
 the chosen epoch's move away from the untuned table, scaled by each of STRENGTHS, is scored by the same
 validation loss (an epoch is a coarse step: most runs stop after one or two), and another scale than 1
 ships only when its per-query validation losses are below strength 1's by a paired interval that
@@ -67,6 +68,8 @@ class DistillResult:
     strength: float = 1.0  # the chosen epoch's correction was scaled by this
     val_loss_by_strength: dict[str, float] = field(default_factory=dict)
     strength_interval: list[float] | None = None  # the best strength's per-query loss minus strength 1's: mean, paired 95% interval
+    lowest_epoch: int = 0  # the epoch of lowest validation loss (it ships only where epoch_interval is below 0)
+    epoch_interval: list[float] | None = None  # its per-query validation loss minus the untuned table's: mean, paired 95% interval
 
 
 def own_item_mrr(table: CodeTable, codes: np.ndarray, emb: np.ndarray, val: Labelled, k: int = 10) -> float:
@@ -156,13 +159,32 @@ def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult
                 break
     stopped_by_validation = stale >= settings.patience
     strength, by_strength, interval = 1.0, {}, None
+    lowest_epoch, epoch_interval = best_epoch, None
+    if best_epoch:
+        epoch_interval = _paired(table, best_state, start_state, val, codes_t, emb_t, settings)
+        if epoch_interval[2] >= 0:  # a move within the validation queries' noise: the untuned table ships
+            best, best_mrr, best_epoch, best_state = initial, initial_mrr, 0, start_state
     if best_epoch:
         strengths = [a for a in settings.strengths if a <= 1.0 or stopped_by_validation]
         strength, best, by_strength, interval = choose_strength(table, start_state, best_state, val, codes_t, emb_t, settings, strengths)
         best_mrr = own_item_mrr(table, codes, emb, val)
     else:
         table.load_state_dict(best_state)
-    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength, interval)
+    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength, interval,
+                         lowest_epoch, epoch_interval)
+
+
+def _paired(table, state: dict, baseline: dict, val: Labelled, codes_t, emb_t, settings) -> list[float]:
+    """Per-query validation loss under `state` minus under `baseline`: mean and paired 95% interval."""
+    from retable.metrics import paired_interval
+
+    losses = []
+    for s in (state, baseline):
+        table.load_state_dict(s)
+        losses.append(_query_losses(table, val, codes_t, emb_t, settings))
+    table.load_state_dict(state)
+    low, high = paired_interval(*losses) if len(val) else (0.0, 0.0)
+    return [round(float((losses[0] - losses[1]).mean()), 6) if len(val) else 0.0, round(low, 6), round(high, 6)]
 
 
 def scaled_state(table: CodeTable, start: dict, tuned: dict, strength: float) -> dict:

@@ -85,11 +85,11 @@ def _tune(ctx: Context) -> None:
         collision_rate_by_query_mass=collision_rate(codes, t.train_mass), collision_residuals=t.collision_residuals,
         train_queries_by_format=t.by_format, hybrid_weight=teacher.weight, hybrid_rule=teacher.rule, strength=r.strength,
                               val_loss_by_strength=r.val_loss_by_strength,
-        strength_interval=r.strength_interval))
+        strength_interval=r.strength_interval, lowest_epoch=r.lowest_epoch, epoch_interval=r.epoch_interval))
 
 
 TUNE_STAGE = Stage(
-    "tune", _tune, version=6,
+    "tune", _tune, version=7,
     writes=(*ADAPTER_OUTPUTS, TUNE, SPLITS), optional=in_adapter(ADAPTER_ITEM_EMB),
     reads=(*ITEM_FILES, QUERIES, QUERY_EMB, ROUND_QUERIES, ROUND_QUERY_EMB, KEPT, PSEUDO, PSEUDO_EMB, TEACHER, TEACHER_LABELS, QUANTIZER, CODES),
     config=("encoder", "encoder_backend", "seed", "table_kind", "holdout_formats", "collision_residuals", "epochs", "patience", "lr", "tau",

@@ -64,6 +64,9 @@ class Tuned(BaseModel):
     strengths_tried: list[float] = Field(default_factory=list, description="the strengths the validation loss compared")
     strength_interval: list[float] | None = Field(None, description="the best strength's per-query validation loss "
                                                                     "minus strength 1's: mean and paired 95% interval")
+    lowest_epoch: int | None = Field(None, description="the epoch of lowest validation loss; it ships only where epoch_interval is below 0")
+    epoch_interval: list[float] | None = Field(None, description="the lowest-loss epoch's per-query validation loss minus the "
+                                                                "untuned table's: mean and paired 95% interval")
     llm_query_evidence: dict | None = Field(None, description="MRR@10 of fixed BM25 shares and of the rule on the "
                                                               "run's LLM queries, and the best share minus the rule")
 

@@ -93,7 +93,7 @@ def _tuned(data: RunData, encoder, teacher) -> Tuned:
                  val_pairs=t.val_pairs, history=t.history, train_queries_by_format=t.train_queries_by_format,
                  teacher_weight=teacher.weight if teacher else None, teacher_chosen_on=teacher.chosen_on if teacher else None,
                  fusion=str(teacher.fusion()) if teacher else None, strengths_tried=sorted(float(a) for a in t.val_loss_by_strength),
-                 strength_interval=t.strength_interval,
+                 strength_interval=t.strength_interval, lowest_epoch=t.lowest_epoch, epoch_interval=t.epoch_interval,
                  llm_query_evidence=({k: getattr(teacher, k) for k in ("label_queries", "mrr_by_weight", "rule_mrr", "best_fixed_minus_rule")}
                                      if teacher and teacher.best_fixed_minus_rule else None))
 

@@ -1,5 +1,6 @@
-"""The `choices` check: choices made on synthetic evidence — a tuned strength at its grid's edge is amber; the
-fusion rule's evidence on the run's own LLM queries is shown, not acted on."""
+"""The `choices` check: choices made on synthetic evidence — the untuned table kept because no tuned epoch beat it
+beyond the noise is amber, as is a tuned strength at its grid's edge; the fusion rule's evidence on the run's own LLM
+queries is shown, not acted on."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ from retable.evals.checks.base import Check, Finding
 
 
 def judge(a, t) -> list[Finding]:
-    """Choices made on synthetic evidence: a strength at its grid's edge is amber; the fusion rule's evidence is shown."""
+    """Choices made on synthetic evidence: the untuned table kept on thin evidence, or a strength at its grid's edge, is amber;
+    the fusion rule's evidence is shown."""
     u, out = a.tuned, []
     if u is None:
         return out
+    ei = u.epoch_interval
+    if u.best_epoch == 0 and u.lowest_epoch and ei:
+        out.append(Finding(level="amber", check="choices", title="the untuned table ships: no tuned epoch beat it on validation beyond the noise",
+                           evidence=(f"epoch {u.lowest_epoch} had the lowest validation loss, {ei[0]:+.4f} against the untuned table's "
+                                     f"[{ei[1]:+.4f}, {ei[2]:+.4f}] per query on {u.val_pairs} validation queries; the adapter "
+                                     "serves the frozen encoder's own ranking"),
+                           threshold="a tuned epoch ships only when its paired 95% interval is below 0; else amber"))
     tried = u.strengths_tried
     if u.strength != 1.0 and tried and u.strength in (min(tried), max(tried)):
         ci = u.strength_interval or [0.0, 0.0, 0.0]
