@@ -170,21 +170,29 @@ def _distill(table, codes, emb, train, val, settings, progress) -> DistillResult
         best_mrr = own_item_mrr(table, codes, emb, val)
     else:
         table.load_state_dict(best_state)
-    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength, interval,
-                         lowest_epoch, epoch_interval)
+    return DistillResult(best_epoch, initial, best, initial_mrr, best_mrr, time.perf_counter() - start, history, strength, by_strength,
+                         _rounded(interval), lowest_epoch, _rounded(epoch_interval))
 
 
 def _paired(table, state: dict, baseline: dict, val: Labelled, codes_t, emb_t, settings) -> list[float]:
     """Per-query validation loss under `state` minus under `baseline`: mean and paired 95% interval."""
-    from retable.metrics import paired_interval
-
     losses = []
     for s in (state, baseline):
         table.load_state_dict(s)
         losses.append(_query_losses(table, val, codes_t, emb_t, settings))
     table.load_state_dict(state)
-    low, high = paired_interval(*losses) if len(val) else (0.0, 0.0)
-    return [round(float((losses[0] - losses[1]).mean()), 6) if len(val) else 0.0, round(low, 6), round(high, 6)]
+    return _difference(*losses)
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """mean(a − b) over paired per-query losses and its 95% interval."""
+    from retable.metrics import paired_interval
+
+    return [float((a - b).mean()), *paired_interval(a, b)] if len(a) else [0.0, 0.0, 0.0]
+
+
+def _rounded(interval: list[float] | None) -> list[float] | None:
+    return None if interval is None else [round(x, 6) for x in interval]
 
 
 def scaled_state(table: CodeTable, start: dict, tuned: dict, strength: float) -> dict:
@@ -198,19 +206,16 @@ def choose_strength(table, start_state, tuned_state, val, codes_t, emb_t, settin
     interval of the best one's per-query loss minus strength 1's. The best leaves 1 (the epoch as trained)
     only when that whole interval is below 0: the validation queries are pseudo-queries, so a move
     within their noise is no evidence."""
-    from retable.metrics import paired_interval
-
     per_query = {}
     for a in sorted(set(strengths) | {1.0}):
         table.load_state_dict(scaled_state(table, start_state, tuned_state, a))
         per_query[a] = _query_losses(table, val, codes_t, emb_t, settings)
     losses = {a: _mean_loss(v) for a, v in per_query.items()}
     best = min(losses, key=lambda a: (losses[a] - (1e-6 if a == 1.0 else 0.0), abs(a - 1.0)))
-    low, high = paired_interval(per_query[best], per_query[1.0]) if len(val) else (0.0, 0.0)
-    chosen = best if high < 0 else 1.0
+    interval = _difference(per_query[best], per_query[1.0])
+    chosen = best if interval[2] < 0 else 1.0
     table.load_state_dict(scaled_state(table, start_state, tuned_state, chosen))
     table_loss = _val_loss(table, val, codes_t, emb_t, settings)
-    interval = [round(float((per_query[best] - per_query[1.0]).mean()), 6) if len(val) else 0.0, round(low, 6), round(high, 6)]
     return chosen, table_loss, {str(a): round(v, 6) for a, v in losses.items()}, interval
 
 

@@ -18,10 +18,16 @@ def _counts(counts: dict, empty: str = "none") -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or empty
 
 
+def _interval(v: list[float]) -> str:
+    """[mean, low, high] -> "+0.0123 [+0.0050, +0.0201]"."""
+    return "{:+.4f} [{:+.4f}, {:+.4f}]".format(*v)
+
+
 def _template(name: str, autoescape: bool):
     source = resources.files("retable.evals").joinpath(f"templates/{name}").read_text(encoding="utf-8")
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
     env.filters["counts"] = _counts
+    env.filters["interval"] = _interval
     return env.from_string(source)
 
 
