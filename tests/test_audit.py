@@ -123,6 +123,18 @@ def test_the_untuned_table_kept_on_thin_evidence_is_amber(audit, best, lowest, i
     assert levels(audit).get("choices") == want
 
 
+@pytest.mark.parametrize("kind,serves", [("pq_residual", "the frozen encoder's own ranking"), ("pq", "(frozen_pq), not the encoder itself")])
+def test_the_kept_untuned_table_is_named_for_what_it_serves(audit, kind, serves):
+    """A pq or vq table starts at the quantizer's reconstruction, not at the frozen encoder: the audit and both reports say so."""
+    from retable.evals.report import render_html, render_markdown
+
+    audit.tuned.table_kind, audit.tuned.best_epoch, audit.tuned.lowest_epoch = kind, 0, 2
+    audit.tuned.epoch_interval, audit.tuned.llm_query_evidence = [-0.004, -0.011, 0.002], None
+    found = [f.evidence for f in judge_audit(audit, T)[1] if f.check == "choices"]
+    assert len(found) == 1 and serves in found[0]
+    assert serves in render_markdown(audit) and serves.replace("'", "&#39;") in render_html(audit)
+
+
 def test_a_run_with_no_held_out_pairs_finishes_and_says_what_it_could_not_measure(tmp_path):
     """Two items get LLM queries (a weak model's drop rate leaves as few): the test split is empty."""
     from conftest import DESCRIPTION

@@ -256,6 +256,13 @@ def table_class(kind: str) -> type[CodeTable]:
     return _BY_KIND[kind]
 
 
+def untuned_ranking(kind: str) -> str:
+    """What a table of `kind` serves before any tuning, in words: the audit and the report say it when the untuned table ships."""
+    if table_class(kind).compressed:
+        return "the quantizer's reconstruction of the frozen encoder (frozen_pq), not the encoder itself"
+    return "the frozen encoder's own ranking"
+
+
 def new_table(kind: str, centroids: np.ndarray, dim: int) -> CodeTable:
     """The untuned table of `kind` for a quantizer with these centroids."""
     return table_class(kind).untuned(centroids, dim)

@@ -23,11 +23,18 @@ def _interval(v: list[float]) -> str:
     return "{:+.4f} [{:+.4f}, {:+.4f}]".format(*v)
 
 
+def _untuned_ranking(kind: str) -> str:
+    from retable.adapters.table import untuned_ranking
+
+    return untuned_ranking(kind)
+
+
 def _template(name: str, autoescape: bool):
     source = resources.files("retable.evals").joinpath(f"templates/{name}").read_text(encoding="utf-8")
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
     env.filters["counts"] = _counts
     env.filters["interval"] = _interval
+    env.filters["untuned_ranking"] = _untuned_ranking
     return env.from_string(source)
 
 

@@ -4,6 +4,7 @@ queries is shown, not acted on."""
 
 from __future__ import annotations
 
+from retable.adapters.table import untuned_ranking
 from retable.evals.checks.base import Check, Finding
 
 
@@ -18,7 +19,7 @@ def judge(a, t) -> list[Finding]:
         out.append(Finding(level="amber", check="choices", title="the untuned table ships: no tuned epoch beat it on validation beyond the noise",
                            evidence=(f"epoch {u.lowest_epoch} had the lowest validation loss, {ei[0]:+.4f} against the untuned table's "
                                      f"[{ei[1]:+.4f}, {ei[2]:+.4f}] per query on {u.val_pairs} validation queries; the adapter "
-                                     "serves the frozen encoder's own ranking"),
+                                     f"serves {untuned_ranking(u.table_kind)}"),
                            threshold="a tuned epoch ships only when its paired 95% interval is below 0; else amber"))
     tried = u.strengths_tried
     if u.strength != 1.0 and tried and u.strength in (min(tried), max(tried)):
