@@ -14,6 +14,7 @@ queries whose item BM25 misses (its partner in the hybrid):
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,14 @@ class RetrainSetup:
                 "adapted_hybrid": round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *hybrid))["ndcg@10"] * 100, 2)}
 
 
+def retrain_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line the benchmarks that retrain finished runs' tables share: the collections and the run folders' suffix."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="+", help="names under ../shared/datasets with a finished runs/quality-<name><tag>")
+    parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
+    return parser
+
+
 def _variants(config: RunConfig) -> dict[str, tuple[set[str], float | None]]:
     """name -> (formats left out, teacher weight; None: the run's)."""
     out = {"without LLM queries": (set(config.query_formats), None), "without pseudo-queries": (set(PSEUDO_FORMATS), None)}
@@ -141,15 +150,12 @@ def ablate(run_dir: Path, data: Path, variants: list[str] | None = None) -> dict
 
 
 def main() -> None:
-    import argparse
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from corpus_mode import DATASETS, ROOT
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+")
-    parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
+    parser = retrain_parser(__doc__)
     parser.add_argument("--variants", nargs="*", help="names of the variants to retrain (default: all)")
     parser.add_argument("--out", default="ablation", help="the results file's name before the tag (default: ablation)")
     args = parser.parse_args()

@@ -19,7 +19,6 @@ writes benchmarks/results/feedback<tag>.json."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import RetrainSetup  # noqa: E402
+from ablation import RetrainSetup, retrain_parser  # noqa: E402
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.adapters.teaching import tune_on_labels  # noqa: E402
@@ -130,10 +129,7 @@ def leave_one_out(per_query: dict[str, dict[str, tuple]]) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("datasets", nargs="+")
-    ap.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
-    args = ap.parse_args()
+    args = retrain_parser(__doc__).parse_args()
     search, tables = {}, {}
     for name in args.datasets:
         s = RetrainSetup.load(ROOT / "runs" / f"quality-{name}{args.tag}", DATASETS / name)

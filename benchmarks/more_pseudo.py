@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ablation import RetrainSetup
+from ablation import RetrainSetup, retrain_parser
 from corpus_mode import DATASETS, ROOT
 from retable.encoder.frozen import Encoder
 from retable.adapters.teaching import tune_on_labels
@@ -83,12 +83,9 @@ def run_dataset(name: str, tag: str) -> dict:
 
 
 def main() -> None:
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+")
-    parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
+    parser = retrain_parser(__doc__)
     args = parser.parse_args()
     out = {}
     for name in args.datasets:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablation import RetrainSetup, subset
+from ablation import RetrainSetup, retrain_parser, subset
 from corpus_mode import DATASETS, ROOT
 from retable.adapters import teaching
 from retable.adapters.distill import DistillSettings
@@ -153,12 +153,9 @@ def references(s: RetrainSetup, name: str, teacher, t_items: np.ndarray, items) 
 
 
 def main() -> None:
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+")
-    parser.add_argument("--tag", default="", help="the run folders' suffix: runs/quality-<name><tag>")
+    parser = retrain_parser(__doc__)
     parser.add_argument("--teacher", required=True, help="a sentence-transformers folder (all-mpnet-base-v2)")
     parser.add_argument("--pseudo-per-item", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=128, help="tokens of each item the teacher reads")

@@ -12,7 +12,6 @@ The probe shapes (rank, one side only, sub-space dropout) live here, not in reta
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ablation import RetrainSetup  # noqa: E402
+from ablation import RetrainSetup, retrain_parser  # noqa: E402
 from corpus_mode import DATASETS, ROOT  # noqa: E402
 
 from retable.adapters.distill import DistillSettings, distill  # noqa: E402
@@ -103,9 +102,7 @@ def probe(name: str, tag: str, probes: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+", help="names under ../shared/datasets with a finished runs/quality-<name><tag>")
-    parser.add_argument("--tag", default="", help="the run folders' suffix, e.g. -onnx")
+    parser = retrain_parser(__doc__)
     parser.add_argument("--probes", nargs="+", choices=list(PROBES), help="only these probes (default: all)")
     args = parser.parse_args()
     probes = args.probes or list(PROBES)
