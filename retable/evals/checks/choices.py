@@ -4,7 +4,6 @@ queries is shown, not acted on."""
 
 from __future__ import annotations
 
-from retable.adapters.table import untuned_ranking
 from retable.evals.checks.base import Check, Finding
 
 
@@ -16,6 +15,8 @@ def judge(a, t) -> list[Finding]:
         return out
     ei = u.epoch_interval
     if u.best_epoch == 0 and u.lowest_epoch and ei:
+        from retable.adapters.table import untuned_ranking  # torch: only when the finding is written
+
         out.append(Finding(level="amber", check="choices", title="the untuned table ships: no tuned epoch beat it on validation beyond the noise",
                            evidence=(f"epoch {u.lowest_epoch} had the lowest validation loss, {ei[0]:+.4f} against the untuned table's "
                                      f"[{ei[1]:+.4f}, {ei[2]:+.4f}] per query on {u.val_pairs} validation queries; the adapter "
