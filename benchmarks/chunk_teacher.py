@@ -78,13 +78,14 @@ class WindowScorer:
         return np.vstack(scores).astype(np.float32), np.vstack(rows)
 
 
-def scorer_for(encoder, items: list[Item], item_emb: np.ndarray, cache: Path, rotate=lambda x: x) -> WindowScorer:
+def window_vectors(encoder, items: list[Item], cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(every item's window vectors, the item row each belongs to), encoded once and cached."""
     texts, owner = [], []
     for i, it in enumerate(items):
         w = windows(it)
         texts += w
         owner += [i] * len(w)
-    return WindowScorer(item_emb, rotate(cached_encode(encoder, texts, cache)), np.array(owner))
+    return cached_encode(encoder, texts, cache), np.array(owner)
 
 
 def run_dataset(name: str, tag: str) -> dict:
@@ -98,8 +99,9 @@ def run_dataset(name: str, tag: str) -> dict:
     encoder = Encoder(config.encoder, config.encoder_backend)
     cache = ROOT / "runs" / "teacher-cache" / f"{name}{tag}-windows-{WINDOW}-{STRIDE}.npy"
     start = time.perf_counter()
-    label_scorer = scorer_for(encoder, items, s.item_emb, cache)  # the run's own item vectors, as its teacher used
-    real_scorer = scorer_for(encoder, items, ev["emb"], cache, s.quantizer.rotate)  # the evaluation's (rotated alike)
+    win_emb, owner = window_vectors(encoder, items, cache)
+    label_scorer = WindowScorer(s.item_emb, win_emb, owner)  # the run's own item vectors, as its teacher used
+    real_scorer = WindowScorer(ev["emb"], s.quantizer.rotate(win_emb), owner)  # the evaluation's (rotated alike)
     out: dict = {"windows": len(real_scorer.win_emb), "items": len(items), "seconds_windows": round(time.perf_counter() - start, 1)}
 
     flat = exact_search(ev["emb"], ev["q"], 100)
